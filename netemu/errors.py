@@ -1,0 +1,34 @@
+"""Errors a user can cause, each with a message that names the value, its place and the fix.
+
+The CLI prints ``error: <message>`` for these and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class NetemuError(Exception):
+    """Base class of every user-facing error."""
+
+
+class ScenarioError(NetemuError):
+    """A scenario file, a key, a value or a file it points to is wrong."""
+
+
+class TraceError(NetemuError):
+    """A mobility trace cannot be read."""
+
+
+class ProtocolError(NetemuError):
+    """A protocol is unknown or misconfigured."""
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or a list of the valid ones."""
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    if close:
+        return f" (did you mean '{close[0]}'?)"
+    return f" (valid: {', '.join(choices)})" if choices else ""

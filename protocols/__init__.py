@@ -1,0 +1,1 @@
+"""Built-in protocols of netemu, one file each (imported as ``netemu.protocols``)."""
