@@ -1,0 +1,94 @@
+"""The ``netemu`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from netemu import __version__
+from netemu.errors import NetemuError
+
+
+class Group(click.Group):
+    """Turns user errors into one line on stderr and exit status 2, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NetemuError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=Group)
+@click.version_option(__version__, prog_name="netemu")
+def main() -> None:
+    """Emulate broadcast networks and run decentralized protocols on them."""
+
+
+@main.command()
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output folder (default: results/<scenario name>)")
+@click.option("--seed", type=int, default=None, help="override the scenario's seed")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a scenario value, e.g. --set network.loss=0.3 (repeatable)")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal)")
+def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress) -> None:
+    """Run SCENARIO (a TOML file) in simulated time and write metrics.csv, summary.json, plots."""
+    from netemu.runner import run_scenario
+    from netemu.scenario.load import load
+
+    sc = load(scenario, overrides, seed)
+    out = out or Path("results") / scenario.stem
+
+    def log(r):
+        f = r.final()
+        err = f.get("consensus_error", float("nan"))
+        flag = "  DIVERGED" if r.diverged else ""
+        click.echo(f"{r.label:<14} consensus_error {err:10.3e}  deliveries {r.counters['deliveries']:>9}  "
+                   f"drops {r.counters['drops']:>8}  late {r.counters['late']:>6}  "
+                   f"{r.wall_seconds:6.2f} s{flag}")
+
+    run_scenario(sc, out, progress=progress, log=log)
+    click.echo(f"wrote {out}/metrics.csv, summary.json" + (", consensus_error.png" if sc.output["plot"] else ""))
+
+
+@main.command("protocols")
+def protocols_cmd() -> None:
+    """List the registered protocols and their papers."""
+    from netemu import registry
+
+    for name in registry.names():
+        try:
+            cls = registry.get(name)
+            click.echo(f"{name:<14} {cls.paper}")
+        except Exception as e:  # a broken third-party plugin must not hide the others
+            click.echo(f"{name:<14} (cannot load: {e})")
+
+
+@main.group()
+def trace() -> None:
+    """Inspect event traces (events.msgpack)."""
+
+
+@trace.command("summary")
+@click.argument("file", type=click.Path(path_type=Path))
+def trace_summary(file: Path) -> None:
+    """Counts of transmissions, receptions and drops per protocol in FILE."""
+    from netemu.tracefile import summarize
+
+    click.echo(summarize(file))
+
+
+def _add_optional_commands() -> None:
+    try:
+        from netemu.cli_mobility import mobility
+    except ImportError:
+        return
+    main.add_command(mobility)
+
+
+_add_optional_commands()

@@ -1,0 +1,135 @@
+"""The protocol API: what a protocol sees and what it implements.
+
+A protocol object holds the state of *all* nodes as arrays with the node dimension first and
+handles deliveries in batches. It never sees SimPy, asyncio or sockets: the simulated engine and
+the live runtime drive the same class through this API.
+
+Life of a round-based protocol, per round ``k`` (``ctx.round``):
+
+1. ``message()`` returns the fields every node broadcasts (arrays ``[n, …]``). ``ctx.out_degree``
+   holds each sender's nominal out-degree ``δ_j`` (known from neighbour discovery, before
+   transmission) and ``ctx.active`` which nodes transmit at all.
+2. ``receive(batch)`` is called once per instant at which deliveries arrive, with every delivery
+   of that instant (zero or more times per round). Losses and late messages never arrive.
+3. ``end_round()`` applies the update. ``estimate()`` gives each node's current value ``[n, dim]``
+   for the metrics.
+
+Parameters are declared in ``params`` (name → ``netemu.scenario.spec.Key``) and validated before
+any run starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from netemu import mixing
+from netemu.rng import stream
+
+
+@dataclass
+class Context:
+    """The narrow view of the world a protocol gets."""
+
+    n: int
+    seed: int
+    period: float = 1.0
+    round: int = 0
+    now: float = 0.0
+    out_degree: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    active: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    local: np.ndarray | None = None  # nodes run by this process (live mode); None: all
+
+    def rng(self, *keys: int) -> np.random.Generator:
+        """A protocol-owned random stream, a pure function of the seed and ``keys``."""
+        return stream(self.seed, "protocol", *keys)
+
+
+@dataclass
+class Batch:
+    """Deliveries arriving at one instant: delivery ``m`` brings ``fields[·][rows[m]]`` from
+    ``senders[m]`` to ``receivers[m]``."""
+
+    n: int
+    receivers: np.ndarray
+    senders: np.ndarray
+    rows: np.ndarray
+    fields: dict
+    _matrix: sp.csr_matrix | None = None
+
+    def __len__(self) -> int:
+        return len(self.receivers)
+
+    def count(self) -> np.ndarray:
+        """Number of deliveries per receiver, ``[n]``."""
+        return np.bincount(self.receivers, minlength=self.n)
+
+    def sum(self, name: str) -> np.ndarray:
+        """Per-receiver sum of field ``name`` over this batch, ``[n, …]``."""
+        values = self.fields[name]
+        if values.ndim > 1 and self._matrix is None:
+            self._matrix = mixing.incidence(self.receivers, self.rows, self.n, values.shape[0])
+        return mixing.receiver_sum(self.receivers, self.rows, values, self.n, self._matrix)
+
+
+class Protocol:
+    """Base class: no-op defaults; subclasses override what they need."""
+
+    name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    params: ClassVar[dict] = {}
+    round_based: ClassVar[bool] = True
+
+    def __init__(self, ctx: Context, **params) -> None:
+        self.ctx = ctx
+        self.p = params
+
+    def start(self, x0: np.ndarray) -> None:
+        """Set the initial state from the task's values ``x0`` ``[n, dim]`` (float64)."""
+
+    def message(self) -> dict:
+        """Fields every node broadcasts this round, each an array with the node dimension first."""
+        return {}
+
+    def receive(self, batch: Batch) -> None:
+        """Take in the deliveries of one instant."""
+
+    def end_round(self) -> None:
+        """Apply the round's update."""
+
+    def estimate(self) -> np.ndarray:
+        """Each node's current value ``[n, dim]``."""
+        raise NotImplementedError
+
+
+class Accumulator:
+    """Per-round running sums of received fields and the count of deliveries, per receiver.
+
+    Protocols that aggregate at the end of a round use it: ``add(batch)`` on every delivery
+    instant, ``take()`` at round end returns ``(sums, count)`` and resets.
+    """
+
+    def __init__(self, n: int, names: tuple[str, ...]) -> None:
+        self.n, self.names = n, names
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums: dict = {}
+        self.count = np.zeros(self.n, dtype=np.int64)
+
+    def add(self, batch: Batch) -> None:
+        if len(batch) == 0:
+            return
+        self.count += batch.count()
+        for name in self.names:
+            s = batch.sum(name)
+            self.sums[name] = s if name not in self.sums else self.sums[name] + s
+
+    def take(self, like: dict) -> tuple[dict, np.ndarray]:
+        sums = {k: self.sums.get(k, np.zeros_like(like[k])) for k in self.names}
+        count = self.count
+        self._reset()
+        return sums, count

@@ -1,0 +1,153 @@
+"""Read a scenario (TOML), apply ``--set`` overrides, validate everything up front.
+
+A ``Scenario`` holds plain dicts with every default filled in; ``resolved()`` gives the dict that
+``summary.json`` records, so a run can be repeated from its outputs alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from netemu import registry
+from netemu.errors import NetemuError, ScenarioError
+from netemu.scenario import schema as S
+from netemu.scenario.spec import check_table
+
+
+@dataclass
+class Scenario:
+    source: str
+    base_dir: Path
+    seed: int
+    name: str | None
+    network: dict
+    mobility: dict
+    run: dict
+    task: dict
+    output: dict
+    protocols: list[dict]
+    compute: dict = field(default_factory=dict)
+    live: dict = field(default_factory=dict)
+
+    def resolved(self) -> dict:
+        out = {"seed": self.seed, "name": self.name, "network": self.network, "mobility": self.mobility,
+               "run": self.run, "task": self.task, "output": self.output, "protocols": self.protocols}
+        if self.compute:
+            out["compute"] = self.compute
+        if self.live:
+            out["live"] = self.live
+        return copy.deepcopy(out)
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``"network.loss=0.3"`` → ``(["network", "loss"], 0.3)``; values are TOML, else strings."""
+    key, eq, raw = text.partition("=")
+    if not eq or not key.strip():
+        raise ScenarioError(f"--set {text!r}: expected dotted.key=value, e.g. --set network.loss=0.3")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return [p.strip() for p in key.strip().split(".")], value
+
+
+def apply_override(data: dict, path: list[str], value: object, text: str) -> None:
+    node: object = data
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ScenarioError(f"--set {text!r}: '{part}' is not an index of the "
+                                    f"{len(node)} entries of {'.'.join(path[:i])}; use 0..{len(node) - 1}")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ScenarioError(f"--set {text!r}: {'.'.join(path[:i])} is not a table")
+    last = path[-1]
+    if isinstance(node, dict):
+        node[last] = value
+    elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    else:
+        raise ScenarioError(f"--set {text!r}: cannot set {'.'.join(path)}")
+
+
+def read_toml(path: Path) -> dict:
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such scenario file; check the path "
+                            f"(shipped scenarios are in scenarios/)")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: TOML syntax error: {e}; fix the file at that line") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a UTF-8 text file; a scenario is a TOML text file") from None
+
+
+def load(path: str | Path, overrides: tuple[str, ...] = (), seed: int | None = None) -> Scenario:
+    path = Path(path)
+    data = read_toml(path)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, text)
+    if seed is not None:
+        data["seed"] = seed
+    return from_dict(data, source=str(path), base_dir=path.resolve().parent)
+
+
+def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
+    base_dir = base_dir or Path.cwd()
+    top = check_table(data, S.TOP, source, "")
+    network = check_table(top["network"], S.NETWORK, source, "network")
+    if network["loss_model"] is not None:
+        network["loss_model"] = check_table(network["loss_model"], S.LOSS_MODEL, source, "network.loss_model")
+    if network["delay"] is not None:
+        network["delay"] = check_table(network["delay"], S.DELAY, source, "network.delay")
+    mobility = check_table(top["mobility"] or {}, S.MOBILITY, source, "mobility")
+    run = check_table(top["run"] or {}, S.RUN, source, "run")
+    task = check_table(top["task"] or {}, S.TASK, source, "task")
+    output = check_table(top["output"] or {}, S.OUTPUT, source, "output")
+    protocols = check_protocols(top["protocols"], source)
+    if network["topology"] == "schedule" and not network["file"]:
+        raise ScenarioError(f"{source}: [network] topology = \"schedule\" needs file = \"…npz\" "
+                            f"(bool adjacency [K, n, n])")
+    if mobility["model"] == "trace" and not mobility["file"]:
+        raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
+    return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
+                    network=network, mobility=mobility, run=run, task=task, output=output,
+                    protocols=protocols, compute=top["compute"] or {}, live=top["live"] or {})
+
+
+def check_protocols(entries: object, source: str) -> list[dict]:
+    if isinstance(entries, dict):
+        entries = [entries]
+    if not isinstance(entries, list) or not entries:
+        raise ScenarioError(f"{source}: protocols must be one or more [[protocols]] tables, "
+                            f"e.g. [[protocols]] name = \"pulm\"")
+    out, labels = [], set()
+    for i, entry in enumerate(entries):
+        place = f"protocols #{i + 1}"
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise ScenarioError(f"{source}: [[protocols]] #{i + 1} has no name; add name = \"pulm\" "
+                                f"(run 'netemu protocols' to list them)")
+        try:
+            cls = registry.get(entry["name"], where=f"{source}: [{place}] name")
+        except NetemuError:
+            raise
+        except TypeError:
+            raise ScenarioError(f"{source}: [{place}] name = {entry['name']!r} must be a string") from None
+        p = check_table(entry, {**S.PROTOCOL_COMMON, **cls.params}, source, place)
+        p["label"] = p["label"] or p["name"]
+        if p["label"] in labels:
+            raise ScenarioError(f"{source}: [{place}] two protocols are labelled {p['label']!r}; "
+                                f"give this one label = \"{p['label']}-2\" (or another name)")
+        labels.add(p["label"])
+        out.append(p)
+    return out

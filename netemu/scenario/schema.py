@@ -1,0 +1,111 @@
+"""The keys a scenario file may hold, with their types, ranges and defaults.
+
+This is the scenario reference: README's table is written from it. Protocol parameters are
+declared by each protocol class (``Protocol.params``) and checked against the registry.
+"""
+
+from __future__ import annotations
+
+from netemu.scenario.spec import REQUIRED, Key
+
+TOP = {
+    "seed": Key("int", 0, lo=0, doc="master seed; every random stream derives from it", example="1"),
+    "name": Key("str", None, nullable=True, doc="a title for plots and summary.json"),
+    "network": Key("table", REQUIRED),
+    "mobility": Key("table", None, nullable=True),
+    "run": Key("table", None, nullable=True),
+    "task": Key("table", None, nullable=True),
+    "protocols": Key("table", REQUIRED),
+    "output": Key("table", None, nullable=True),
+    "compute": Key("table", None, nullable=True),
+    "live": Key("table", None, nullable=True),
+}
+
+NETWORK = {
+    "nodes": Key("int", REQUIRED, lo=1, example="30", doc="number of nodes"),
+    "topology": Key("str", "random", choices=("random", "latent", "radio", "schedule"),
+                    doc="where each round's graph comes from"),
+    "p": Key("float", 0.2, lo=0, hi=1, example="0.15",
+             doc="random: probability of each directed link j→i per round"),
+    "graph": Key("str", "ring", example='"ring"',
+                 doc='latent: "ring", "erdos-renyi", "random-geometric", or a .graphml/.edgelist file'),
+    "edge_prob": Key("float", 0.2, lo=0, hi=1, example="0.2", doc="latent erdos-renyi: edge probability"),
+    "radius": Key("float", 0.3, lo=0, lo_open=True, example="0.3",
+                  doc="latent random-geometric: connection radius in the unit square"),
+    "directed": Key("bool", False, doc="latent: read a graph file as directed (u→v: v hears u)"),
+    "disconnect": Key("float", 0.0, lo=0, hi=1, example="0.1",
+                      doc="latent: per-round probability that a link is down (senders know)"),
+    "range": Key("float", 100.0, lo=0, lo_open=True, example="100",
+                 doc="radio unit-disk: reception range in metres"),
+    "reception": Key("str", "unit-disk", choices=("unit-disk", "log-distance"), doc="radio reception model"),
+    "tx_power": Key("float", 20.0, example="20", doc="log-distance: transmit power, dBm"),
+    "reference_loss": Key("float", 40.0, lo=0, example="40", doc="log-distance: path loss at 1 m, dB"),
+    "path_loss_exponent": Key("float", 3.0, lo=0, lo_open=True, example="3",
+                              doc="log-distance: path-loss exponent"),
+    "shadowing": Key("float", 0.0, lo=0, example="4",
+                     doc="log-distance: shadowing std-dev in dB, drawn per reception and round"),
+    "threshold": Key("float", -80.0, example="-80", doc="log-distance: receiver sensitivity, dBm"),
+    "file": Key("path", None, nullable=True, example='"schedule.npz"',
+                doc="schedule: .npz with bool adjacency [K, n, n]; rounds past K cycle"),
+    "loss": Key("float", 0.0, lo=0, hi=1, example="0.1",
+                doc="probability that each reception is lost after transmission"),
+    "loss_model": Key("table", None, nullable=True),
+    "delay": Key("table", None, nullable=True),
+}
+
+LOSS_MODEL = {
+    "kind": Key("str", "independent", choices=("independent", "gilbert-elliott"),
+                doc="independent per reception, or a two-state chain per directed link"),
+    "p_good_bad": Key("float", 0.05, lo=0, hi=1, example="0.05", doc="P(good → bad) per use of the link"),
+    "p_bad_good": Key("float", 0.5, lo=0, hi=1, example="0.5", doc="P(bad → good) per use of the link"),
+    "loss_good": Key("float", 0.0, lo=0, hi=1, example="0.01", doc="loss probability in the good state"),
+    "loss_bad": Key("float", 1.0, lo=0, hi=1, example="0.8", doc="loss probability in the bad state"),
+}
+
+DELAY = {
+    "latency": Key("float", 0.0, lo=0, example="0.01", doc="fixed propagation + processing delay, s"),
+    "bandwidth": Key("float", None, lo=0, lo_open=True, nullable=True, example="250000",
+                     doc="bytes/s; serialization time = encoded message bytes / bandwidth"),
+    "jitter": Key("str", "none", choices=("none", "exponential", "uniform", "lognormal"),
+                  doc="random extra delay per reception"),
+    "jitter_scale": Key("float", 0.0, lo=0, example="0.05",
+                        doc="exponential: mean; uniform: maximum; lognormal: median (s)"),
+    "jitter_sigma": Key("float", 0.5, lo=0, example="0.5", doc="lognormal: sigma of log-delay"),
+}
+
+MOBILITY = {
+    "model": Key("str", "static", choices=("static", "random-waypoint", "random-walk", "trace")),
+    "area": Key("pair", [1000.0, 1000.0], lo=0, lo_open=True, example="[1000, 1000]",
+                doc="width and height in metres"),
+    "positions": Key("path", None, nullable=True, doc="static: .npy [n,2|3] or .csv x,y[,z]"),
+    "speed": Key("pair", [1.0, 5.0], lo=0, example="[1, 5]", extra={"ordered": True},
+                 doc="random-waypoint / random-walk: speed range, m/s"),
+    "pause": Key("pair", [0.0, 10.0], lo=0, example="[0, 10]", extra={"ordered": True},
+                 doc="random-waypoint: pause range, s"),
+    "interval": Key("float", 10.0, lo=0, lo_open=True, example="10",
+                    doc="random-walk: seconds between direction changes"),
+    "file": Key("path", None, nullable=True, doc="trace: movement file"),
+    "format": Key("str", "auto", choices=("auto", "ns2", "one", "bonnmotion", "csv")),
+    "strict": Key("bool", False, doc="trace: malformed lines are errors instead of warnings"),
+}
+
+RUN = {
+    "rounds": Key("int", 100, lo=0, example="500", doc="number of rounds K"),
+    "period": Key("float", 1.0, lo=0, lo_open=True, example="1.0", doc="seconds per round"),
+}
+
+TASK = {
+    "kind": Key("str", "consensus", choices=("consensus",), doc="what the nodes hold"),
+    "dim": Key("int", 1, lo=1, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
+    "x0": Key("path", None, nullable=True, doc="consensus: [n, dim] .npy of initial values"),
+}
+
+OUTPUT = {
+    "trace": Key("bool", False, doc="write events.msgpack (every transmission, reception and drop)"),
+    "plot": Key("bool", True, doc="write consensus_error.png"),
+}
+
+PROTOCOL_COMMON = {
+    "name": Key("str", REQUIRED, example='"pulm"', doc="registered protocol name"),
+    "label": Key("str", None, nullable=True, doc="name shown in outputs (default: name)"),
+}

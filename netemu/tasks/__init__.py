@@ -1,0 +1,1 @@
+"""Tasks: what the nodes start with (and, for optimization, what they minimise)."""

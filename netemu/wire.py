@@ -1,0 +1,57 @@
+"""The wire format of a transmission (msgpack), shared by the simulator and the live runtime.
+
+A transmission is a msgpack map::
+
+    {"v": 1, "t": "tx", "src": <node id>, "r": <round>, "f": {<field>: [<dtype>, <shape>, <bytes>]}}
+
+Arrays travel as raw little-endian bytes with their dtype string and shape. The simulator uses the
+encoded size of a node's message for ``bytes_sent`` and for serialization delay
+(``bytes / bandwidth``); the live runtime sends exactly these bytes.
+"""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+
+VERSION = 1
+
+
+def pack_array(a: np.ndarray) -> list:
+    a = np.ascontiguousarray(a)
+    if a.dtype.byteorder == ">":
+        a = a.astype(a.dtype.newbyteorder("<"))
+    return [a.dtype.str, list(a.shape), a.tobytes()]
+
+
+def unpack_array(v: list) -> np.ndarray:
+    dtype, shape, raw = v
+    dt = np.dtype(dtype)
+    if dt.kind not in "biuf" or not isinstance(raw, bytes):
+        raise ValueError(f"unsupported array dtype {dtype!r}")
+    count = int(np.prod(shape)) if shape else 1
+    if count * dt.itemsize != len(raw):
+        raise ValueError("array bytes do not match dtype and shape")
+    return np.frombuffer(raw, dtype=dt).reshape(shape)
+
+
+def encode_transmission(src: int, rnd: int, fields: dict) -> bytes:
+    """msgpack bytes of node ``src``'s message in round ``rnd`` (fields: this node's rows)."""
+    return msgpack.packb({"v": VERSION, "t": "tx", "src": int(src), "r": int(rnd),
+                          "f": {k: pack_array(np.asarray(v)) for k, v in fields.items()}},
+                         use_bin_type=True)
+
+
+_size_cache: dict = {}
+
+
+def message_bytes(fields: dict, n: int) -> int:
+    """Encoded size of one node's message (every node's message has the same shapes)."""
+    key = tuple((k, np.asarray(v).dtype.str, np.asarray(v).shape[1:]) for k, v in fields.items())
+    size = _size_cache.get((key, n))
+    if size is None:
+        row = {k: np.asarray(v)[0] for k, v in fields.items()}
+        # the largest node id and round numbers cost at most 9 bytes each in msgpack
+        size = len(encode_transmission(max(n - 1, 0), 2**31, row))
+        _size_cache[(key, n)] = size
+    return size
