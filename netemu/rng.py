@@ -20,6 +20,7 @@ CONCERNS = {
     "task": 6,
     "protocol": 7,
     "live": 8,
+    "graph": 9,
 }
 
 

@@ -65,7 +65,7 @@ class LatentTopology:
 def latent_graph(cfg: dict, n: int, seed: int, base_dir: Path) -> nx.DiGraph:
     """Build the latent digraph named by ``[network] graph`` (undirected graphs: both directions)."""
     name = cfg["graph"]
-    gseed = int(stream(seed, "topology", -1).integers(2**31))
+    gseed = int(stream(seed, "graph").integers(2**31))
     if name == "ring":
         g = nx.cycle_graph(n) if n > 2 else nx.path_graph(n)
     elif name == "erdos-renyi":
