@@ -1,0 +1,3 @@
+from netemu.cli import main
+
+main()
