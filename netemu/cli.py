@@ -39,21 +39,32 @@ def main() -> None:
 def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress) -> None:
     """Run SCENARIO (a TOML file) in simulated time and write metrics.csv, summary.json, plots."""
     from netemu.runner import run_scenario
-    from netemu.scenario.load import load
+    from netemu.scenario.load import load_sweep
 
-    sc = load(scenario, overrides, seed)
+    runs = load_sweep(scenario, overrides, seed)
     out = out or Path("results") / scenario.stem
 
     def log(r):
         f = r.final()
         err = f.get("consensus_error", float("nan"))
         flag = "  DIVERGED" if r.diverged else ""
-        click.echo(f"{r.label:<14} consensus_error {err:10.3e}  deliveries {r.counters['deliveries']:>9}  "
+        click.echo(f"  {r.label:<14} consensus_error {err:10.3e}  deliveries {r.counters['deliveries']:>9}  "
                    f"drops {r.counters['drops']:>8}  late {r.counters['late']:>6}  "
                    f"{r.wall_seconds:6.2f} s{flag}")
 
-    run_scenario(sc, out, progress=progress, log=log)
-    click.echo(f"wrote {out}/metrics.csv, summary.json" + (", consensus_error.png" if sc.output["plot"] else ""))
+    done = []
+    for label, sc in runs:
+        click.echo(f"{sc.name or scenario.stem}" + (f" [{label}]" if label else ""))
+        target = out / label if label else out
+        done.append((label, run_scenario(sc, target, progress=progress, log=log)))
+        click.echo(f"  wrote {target}/")
+    if len(runs) > 1:
+        from netemu.sweep import plot_panels
+
+        sc = runs[0][1]
+        if sc.output["plot"] and plot_panels(out / "consensus_error.png", done, "consensus_error",
+                                             sc.name or scenario.stem):
+            click.echo(f"wrote {out}/consensus_error.png")
 
 
 @main.command("protocols")

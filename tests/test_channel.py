@@ -162,3 +162,25 @@ def test_latent_ring_with_disconnections_changes_nominal_degree():
     degs = [net.round(k).out_degree for k in range(50)]
     assert all(d.max() <= 2 for d in degs)
     assert np.mean([d.sum() for d in degs]) == pytest.approx(10, abs=1.5)  # half of 20 links up
+
+
+def test_sweep_runs_each_combination_into_its_folder(scenario_file, tmp_path):
+    text = BASE.format(extra="", rounds=20, trace="false").replace(
+        "seed = 11", 'seed = 11\nsweep = { "network.loss" = [0.0, 0.5] }')
+    path = scenario_file(text)
+    out = run(path, tmp_path / "o")
+    a = json.loads((out / "network.loss=0.0" / "summary.json").read_text())
+    b = json.loads((out / "network.loss=0.5" / "summary.json").read_text())
+    assert a["scenario"]["network"]["loss"] == 0.0 and a["protocols"]["pulm"]["drops"] == 0
+    assert b["scenario"]["network"]["loss"] == 0.5 and b["protocols"]["pulm"]["drops"] > 0
+    # same seed, same nominal graphs: deliveries + drops are the same nominal receptions
+    assert a["protocols"]["pulm"]["deliveries"] == b["protocols"]["pulm"]["deliveries"] + b["protocols"]["pulm"]["drops"]
+
+
+def test_sweep_validates_every_combination_before_running(scenario_file, tmp_path):
+    text = BASE.format(extra="", rounds=5, trace="false").replace(
+        "seed = 11", 'seed = 11\nsweep = { "network.loss" = [0.1, 3.0] }')
+    path = scenario_file(text)
+    r = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "[network] loss = 3.0" in r.output
+    assert not (tmp_path / "o").exists()

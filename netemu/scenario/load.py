@@ -102,6 +102,41 @@ def load(path: str | Path, overrides: tuple[str, ...] = (), seed: int | None = N
     return from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
+def load_sweep(path: str | Path, overrides: tuple[str, ...] = (), seed: int | None = None
+               ) -> list[tuple[str | None, Scenario]]:
+    """The scenarios of a file: one, or one per combination of its ``sweep`` table.
+
+    ``sweep = { "network.loss" = [0.1, 0.3], "run.rounds" = [100] }`` gives one scenario per
+    combination, labelled ``network.loss=0.1,run.rounds=100``. All are validated before any runs.
+    """
+    import itertools
+
+    path = Path(path)
+    data = read_toml(path)
+    for text in overrides:
+        keys, value = parse_override(text)
+        apply_override(data, keys, value, text)
+    if seed is not None:
+        data["seed"] = seed
+    sweep = data.pop("sweep", None)
+    base = dict(source=str(path), base_dir=path.resolve().parent)
+    if not sweep:
+        return [(None, from_dict(data, **base))]
+    if not isinstance(sweep, dict) or any(not isinstance(v, list) or not v for v in sweep.values()):
+        raise ScenarioError(f"{path}: sweep must map dotted keys to non-empty lists, "
+                            f"e.g. sweep = {{ \"network.loss\" = [0.1, 0.3] }}")
+    out = []
+    for combo in itertools.product(*sweep.values()):
+        d = copy.deepcopy(data)
+        parts = []
+        for key, value in zip(sweep, combo):
+            text = f"{key}={value}"
+            apply_override(d, key.split("."), value, f"sweep {text}")
+            parts.append(text)
+        out.append((",".join(parts), from_dict(d, **base)))
+    return out
+
+
 def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     base_dir = base_dir or Path.cwd()
     top = check_table(data, S.TOP, source, "")

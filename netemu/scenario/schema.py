@@ -19,6 +19,8 @@ TOP = {
     "output": Key("table", None, nullable=True),
     "compute": Key("table", None, nullable=True),
     "live": Key("table", None, nullable=True),
+    "sweep": Key("table", None, nullable=True,
+                 doc='runs the scenario once per combination, e.g. sweep = { "network.loss" = [0.1, 0.3] }'),
 }
 
 NETWORK = {
