@@ -1,7 +1,7 @@
 """PULM: Pull-with-Memory exact average consensus over time-varying broadcast graphs.
 
-Paper: "Exact average consensus over lossy broadcast networks: Pull-with-Memory" (PULM),
-Algorithms 1–2 (``papers/003_…``). Node ``i`` keeps ``x_i``, its initial ``x_i⁰`` and a memory
+Paper: "Decentralized Optimization over Time-Varying Row-Stochastic Digraphs" (PULM),
+Algorithms 1–2. Node ``i`` keeps ``x_i``, its initial ``x_i⁰`` and a memory
 ``d_i ∈ R^n`` (initially ``e_i``) and broadcasts ``(x_i, d_i)``. With uniform pull weights
 ``W_ij = 1/|R_i|``::
 
@@ -23,7 +23,7 @@ from netemu.protocol import Accumulator, Batch, Protocol
 
 class PULM(Protocol):
     name = "pulm"
-    paper = "PULM, Algorithms 1-2 (papers/003)"
+    paper = "Decentralized Optimization over Time-Varying Row-Stochastic Digraphs (PULM), Alg. 1-2"
 
     def start(self, x0: np.ndarray) -> None:
         n = self.ctx.n
