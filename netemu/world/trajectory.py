@@ -4,11 +4,17 @@ Each node has breakpoints ``(t_0, p_0), (t_1, p_1), …`` with non-decreasing ti
 breakpoints the node moves linearly; before the first and after the last it stands still. Two
 breakpoints at the same time express a jump (a teleport): at exactly that time the later one
 wins.
+
+``positions(t)`` is vectorized over nodes: all breakpoints live in one flat array and every
+node's segment is found by the same bisection, run on all nodes at once (about ``log2`` of the
+longest trajectory numpy steps, whatever the number of nodes). It only compares times, so it
+is exact: a query at a breakpoint's time returns that breakpoint (the later one of a jump).
+Treat a ``Trajectories`` as immutable once built: the flat arrays are made on first use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -24,34 +30,61 @@ class Trajectories:
     times: list[np.ndarray]
     points: list[np.ndarray]
     ids: list[int]
+    _flat: tuple | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self.times = [np.asarray(t, dtype=np.float64) for t in self.times]
+        self.times = [np.asarray(t, dtype=np.float64).reshape(-1) for t in self.times]
         self.points = [np.asarray(p, dtype=np.float64).reshape(-1, 3) for p in self.points]
+        self.ids = [int(i) for i in self.ids]
+        if len(self.ids) != len(self.times) or len(self.points) != len(self.times):
+            raise ValueError("times, points and ids need one entry per node")
         for t, p in zip(self.times, self.points):
             if len(t) == 0 or len(t) != len(p):
                 raise ValueError("every node needs at least one breakpoint, times and points alike")
+            if np.any(np.diff(t) < 0):
+                raise ValueError("breakpoint times must be non-decreasing")
 
     @property
     def n(self) -> int:
         return len(self.times)
 
+    def _arrays(self) -> tuple:
+        if self._flat is None:
+            lengths = np.array([len(t) for t in self.times], dtype=np.int64)
+            end = np.cumsum(lengths)
+            start = end - lengths
+            flat_t = np.concatenate(self.times) if self.n else np.empty(0)
+            flat_p = np.concatenate(self.points) if self.n else np.empty((0, 3))
+            steps = int(np.ceil(np.log2(lengths.max() + 1))) if self.n else 0
+            self._flat = (start, end, flat_t, flat_p, steps)
+        return self._flat
+
     def positions(self, t: float) -> np.ndarray:
         """Positions ``[n, 3]`` of all nodes at time ``t``."""
+        start, end, ft, fp, steps = self._arrays()
+        t = float(t)
+        # Bisection on every node at once: afterwards lo[k] is the first breakpoint of node k
+        # whose time is > t, so lo - 1 is the last one at or before t (the later of a jump).
+        lo, hi = start.copy(), end.copy()
+        for _ in range(steps):
+            active = lo < hi
+            if not active.any():
+                break
+            mid = (lo + hi) // 2
+            go_right = active & (ft[np.minimum(mid, len(ft) - 1)] <= t)
+            lo = np.where(go_right, mid + 1, lo)
+            hi = np.where(active & ~go_right, mid, hi)
+        i = lo - 1
+        before = i < start  # t precedes the first breakpoint: stand at it
+        after = i >= end - 1  # at or after the last breakpoint: stand at it
+        inner = ~(before | after)
         out = np.empty((self.n, 3))
-        for k, (ts, ps) in enumerate(zip(self.times, self.points)):
-            i = int(np.searchsorted(ts, t, side="right")) - 1
-            if i < 0:
-                out[k] = ps[0]
-            elif i >= len(ts) - 1:
-                out[k] = ps[-1]
-            else:
-                t0, t1 = ts[i], ts[i + 1]
-                if t1 <= t0:
-                    out[k] = ps[i + 1]
-                else:
-                    f = (t - t0) / (t1 - t0)
-                    out[k] = ps[i] + f * (ps[i + 1] - ps[i])
+        out[before] = fp[start[before]]
+        out[after] = fp[end[after] - 1]
+        j = i[inner]
+        t0, t1 = ft[j], ft[j + 1]  # t0 <= t < t1, so t1 > t0
+        f = (t - t0) / (t1 - t0)
+        out[inner] = fp[j] + f[:, None] * (fp[j + 1] - fp[j])
         return out
 
     def end_time(self) -> float:
