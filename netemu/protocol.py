@@ -42,6 +42,7 @@ class Context:
     out_degree: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     active: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     local: np.ndarray | None = None  # nodes run by this process (live mode); None: all
+    compute: object | None = None  # optimization tasks: netemu.compute.handle.ComputeHandle
 
     def rng(self, *keys: int) -> np.random.Generator:
         """A protocol-owned random stream, a pure function of the seed and ``keys``."""
@@ -106,10 +107,13 @@ class Protocol:
 
 
 class Accumulator:
-    """Per-round running sums of received fields and the count of deliveries, per receiver.
+    """Per-round sums of received fields and the count of deliveries, per receiver.
 
     Protocols that aggregate at the end of a round use it: ``add(batch)`` on every delivery
-    instant, ``take()`` at round end returns ``(sums, count)`` and resets.
+    instant, ``take()`` at round end returns ``(sums, count)`` and resets. ``add`` only records
+    which rows reached whom; the sums are formed once, in ``take``, with one sparse product per
+    message set — with continuous jitter a round has hundreds of tiny batches, and summing them
+    one by one would cost a sparse matrix each.
     """
 
     def __init__(self, n: int, names: tuple[str, ...]) -> None:
@@ -117,19 +121,28 @@ class Accumulator:
         self._reset()
 
     def _reset(self) -> None:
-        self.sums: dict = {}
-        self.count = np.zeros(self.n, dtype=np.int64)
+        self._parts: list = []  # (fields, receivers, rows) per batch, in arrival order
 
     def add(self, batch: Batch) -> None:
         if len(batch) == 0:
             return
-        self.count += batch.count()
-        for name in self.names:
-            s = batch.sum(name)
-            self.sums[name] = s if name not in self.sums else self.sums[name] + s
+        if not self._parts or self._parts[-1][0] is not batch.fields:
+            self._parts.append((batch.fields, [batch.receivers], [batch.rows], batch))
+        else:
+            self._parts[-1][1].append(batch.receivers)
+            self._parts[-1][2].append(batch.rows)
 
     def take(self, like: dict) -> tuple[dict, np.ndarray]:
-        sums = {k: self.sums.get(k, np.zeros_like(like[k])) for k in self.names}
-        count = self.count
+        sums = {k: np.zeros_like(like[k], dtype=np.float64) for k in self.names}
+        count = np.zeros(self.n, dtype=np.int64)
+        for fields, recvs, rows, first in self._parts:
+            if len(recvs) == 1:
+                batch = first
+            else:
+                r, w = np.concatenate(recvs), np.concatenate(rows)
+                batch = Batch(self.n, r, r, w, fields)  # senders unused by the sums
+            count += batch.count()
+            for k in self.names:
+                sums[k] += batch.sum(k)
         self._reset()
         return sums, count
