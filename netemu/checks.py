@@ -41,13 +41,13 @@ def check_protocol(cls: type, params: dict | None = None, n: int = 6, rounds: in
             shapes = []
             orig = engine._record
 
-            def record(res, proto, k, t, _orig=orig):
+            def record(res, proto, k, t, *args, _orig=orig, **kw):
                 est = proto.estimate()
                 assert np.shape(est) == (n, 2), f"{cls.__name__}.estimate() has shape {np.shape(est)}, expected ({n}, 2)"
                 if k == 0:
                     proto.message = _checked_message(proto.message, cls.__name__, n)
                 shapes.append(np.array(est, copy=True))
-                return _orig(res, proto, k, t)
+                return _orig(res, proto, k, t, *args, **kw)
 
             engine._record = record
             engine.run_protocol(sc.protocols[0])

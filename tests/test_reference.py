@@ -101,9 +101,9 @@ def test_engine_states_match_reference(schedule_run):
         holder = {}
         orig = engine._record
 
-        def record(res, p, k, t, _orig=orig):
+        def record(res, p, k, t, *args, _orig=orig, **kw):
             states.append(p.estimate().copy())
-            return _orig(res, p, k, t)
+            return _orig(res, p, k, t, *args, **kw)
 
         engine._record = record
         engine.run_protocol({"name": proto, "label": proto})
