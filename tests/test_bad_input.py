@@ -58,6 +58,9 @@ CASES = [
      ["[network] file = 'nope.npz'", "no such file"]),
     ("missing x0", GOOD + '[task]\nx0 = "nope.npy"\n', ["[task] x0 = 'nope.npy'", "no such file"]),
     ("bad graph", GOOD.replace('"random"', '"latent"\ngraph = "star"'), ["graph = 'star'", "ring"]),
+    ("trace node count", GOOD.replace('"random"', '"radio"') + '[mobility]\nmodel = "trace"\nfile = "'
+     + str(__import__("pathlib").Path(__file__).resolve().parents[1] / "traces" / "swarm_rwp.ns_movements") + '"\n',
+     ["has 50 nodes", "nodes = 6", "set nodes = 50"]),
     ("trace without file", GOOD.replace('"random"', '"radio"') + '[mobility]\nmodel = "trace"\n', ["needs file"]),
 ]
 
