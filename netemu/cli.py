@@ -103,3 +103,12 @@ def _add_optional_commands() -> None:
 
 
 _add_optional_commands()
+
+
+def _add_live_command() -> None:
+    from netemu.live.cli import live
+
+    main.add_command(live)
+
+
+_add_live_command()

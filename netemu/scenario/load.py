@@ -157,7 +157,25 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
         raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
-                    protocols=protocols, compute=top["compute"] or {}, live=top["live"] or {})
+                    protocols=protocols, compute=top["compute"] or {},
+                    live=check_live(top["live"], network["nodes"], source) if top["live"] is not None else {})
+
+
+def check_live(data: object, n: int, source: str) -> dict:
+    """The ``[live]`` table (used by ``netemu live`` only) with defaults filled in."""
+    live = check_table(data, S.LIVE, source, "live")
+    ext = live["external"] = list(live["external"])
+    bad = [i for i in ext if i >= n]
+    if bad:
+        raise ScenarioError(f"{source}: [live] external = {ext} names node {bad[0]}, but node ids are "
+                            f"0..{n - 1} for [network] nodes = {n}; use ids below {n}")
+    if len(set(ext)) != len(ext):
+        dup = next(i for i in ext if ext.count(i) > 1)
+        raise ScenarioError(f"{source}: [live] external = {ext} lists node {dup} twice; list each id once")
+    if len(ext) >= n:
+        raise ScenarioError(f"{source}: [live] external = {ext} leaves no local node of the {n}; "
+                            f"keep at least one node local")
+    return live
 
 
 def check_protocols(entries: object, source: str) -> list[dict]:

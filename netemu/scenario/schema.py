@@ -107,6 +107,21 @@ OUTPUT = {
     "plot": Key("bool", True, doc="write consensus_error.png"),
 }
 
+LIVE = {
+    "time_scale": Key("float", 1.0, lo=0, lo_open=True, example="20",
+                      doc="live: simulated seconds per wall-clock second (CLI --time-scale)"),
+    "port_base": Key("int", 0, lo=0, hi=65535, example="47000",
+                     doc="live: UDP port of the medium on 127.0.0.1, local node i uses port_base + 1 + i; "
+                         "0: ephemeral ports (CLI --port-base)"),
+    "external": Key("ints", [], lo=0, example="[7]",
+                    doc="live: node ids run by outside processes (they say hello before round 0)"),
+    "join_timeout": Key("float", 10.0, lo=0, lo_open=True, example="30",
+                        doc="live: seconds to wait for every external node's hello"),
+    "max_datagram": Key("int", 65000, lo=512, hi=65507, example="65000",
+                        doc="live: largest datagram in bytes; longer ones are rejected, and a protocol "
+                            "whose message is longer is refused before the run"),
+}
+
 PROTOCOL_COMMON = {
     "name": Key("str", REQUIRED, example='"pulm"', doc="registered protocol name"),
     "label": Key("str", None, nullable=True, doc="name shown in outputs (default: name)"),

@@ -1,0 +1,113 @@
+"""Live-mode settings and the checks made before any socket is opened.
+
+``settings`` gives the ``[live]`` table with defaults filled in (the scenario loader has already
+checked its types and ranges). ``preflight`` checks what only a live run needs, so that a run
+never fails half-way: every protocol is round-based; one node's message fits in one datagram
+(``[live] max_datagram``: messages are never fragmented); with external nodes there is exactly one
+``[[protocols]]`` entry and its message shows each node's estimate; there are enough file
+descriptors for one socket per local node; the ports fit below 65536.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from netemu import registry, wire
+from netemu.errors import ScenarioError
+from netemu.live import messages as M
+from netemu.live.external import estimator
+from netemu.protocol import Context
+from netemu.scenario import schema as S
+from netemu.scenario.spec import check_table, check_value
+
+
+def settings(sc) -> dict:
+    """The ``[live]`` table of ``sc`` with every default filled in."""
+    return check_table(dict(sc.live or {}), S.LIVE, sc.source, "live")
+
+
+def with_overrides(sc, time_scale: float | None = None, port_base: int | None = None,
+                   duration: float | None = None):
+    """A copy of ``sc`` with ``[live]`` filled in, CLI overrides applied and checked.
+
+    ``duration`` (wall-clock seconds) replaces ``[run] rounds`` by ``floor(duration · time_scale /
+    period)``, so the run takes about that long; the summary records the rounds actually asked for.
+    """
+    live = check_table(dict(sc.live or {}), S.LIVE, sc.source, "live")
+    if time_scale is not None:
+        live["time_scale"] = check_value(time_scale, S.LIVE["time_scale"], "--time-scale")
+    if port_base is not None:
+        live["port_base"] = check_value(port_base, S.LIVE["port_base"], "--port-base")
+    run = dict(sc.run)
+    if duration is not None:
+        if not (isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0):
+            raise ScenarioError(f"--duration {duration}: must be a positive number of seconds, "
+                                f"e.g. --duration 5")
+        run["rounds"] = max(1, int(duration * live["time_scale"] / run["period"]))
+    return dataclasses.replace(sc, live=live, run=run)
+
+
+def message_fields(cls, pcfg: dict, sc, x0: np.ndarray) -> dict:
+    """One round-0 message of protocol ``pcfg`` on a throwaway instance: its fields and shapes."""
+    n = sc.network["nodes"]
+    params = {k: v for k, v in pcfg.items() if k not in ("name", "label")}
+    ctx = Context(n=n, seed=sc.seed, period=sc.run["period"], active=np.ones(n, dtype=bool),
+                  out_degree=np.zeros(n, dtype=np.int64))
+    proto = cls(ctx, **params)
+    proto.start(x0)
+    return {k: np.array(v, copy=True) for k, v in proto.message().items()}
+
+
+def preflight(sc, live: dict, x0: np.ndarray) -> dict:
+    """Check a live run of ``sc`` can go ahead; return ``{label: message fields}``."""
+    where = sc.source
+    n = sc.network["nodes"]
+    if x0 is None:
+        raise ScenarioError(f"{where}: [task] kind = {sc.task['kind']!r}: live mode runs consensus tasks "
+                            f"only; use 'netemu run' for this scenario")
+    ext = live["external"]
+    if ext and len(sc.protocols) != 1:
+        raise ScenarioError(f"{where}: [live] external = {ext} needs exactly one [[protocols]] entry "
+                            f"(an external process speaks one protocol); this scenario has "
+                            f"{len(sc.protocols)}: keep one, or run them one at a time")
+    port = live["port_base"]
+    if port and port + n > 65535:
+        raise ScenarioError(f"{where}: [live] port_base = {port} leaves no room for {n} node ports "
+                            f"(port_base + 1 + i must stay below 65536); use port_base <= {65535 - n} or 0")
+    _check_descriptors(n - len(ext), where)
+    out = {}
+    for p in sc.protocols:
+        place = f"{where}: [protocols] {p['label']!r}"
+        cls = registry.get(p["name"])
+        if not cls.round_based:
+            raise ScenarioError(f"{place}: protocol {p['name']!r} is not round-based; live mode runs "
+                                f"round-based protocols only (use 'netemu run' for it)")
+        fields = message_fields(cls, p, sc, x0)
+        if not fields:
+            raise ScenarioError(f"{place}: protocol {p['name']!r} sends no message; nothing to run live")
+        size = wire.message_bytes(fields, n)
+        if size > live["max_datagram"]:
+            raise ScenarioError(f"{place}: one node's message is {size} bytes with {n} nodes, more than "
+                                f"[live] max_datagram = {live['max_datagram']} (messages are not "
+                                f"fragmented); raise max_datagram (at most {M.UDP_MAX}) or use fewer nodes")
+        if ext and estimator(fields) is None:
+            raise ScenarioError(f"{place}: protocol {p['name']!r} cannot have external nodes: its message "
+                                f"({', '.join(fields)}) carries neither 'x' nor 's' and 'w', so an external "
+                                f"node's estimate cannot be read from its datagrams; remove [live] external")
+        out[p["label"]] = fields
+    return out
+
+
+def _check_descriptors(sockets: int, where: str) -> None:
+    try:
+        import resource
+    except ImportError:  # not on POSIX: let the OS say no
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = sockets + 64
+    if soft != resource.RLIM_INFINITY and need > soft:
+        raise ScenarioError(f"{where}: live mode opens one UDP socket per local node ({sockets}) but the "
+                            f"open-file limit is {soft}; raise it (ulimit -n {need}) or use fewer nodes")

@@ -1,0 +1,128 @@
+"""External nodes: node ids reserved for outside processes (``[live] external = [ids]``).
+
+An outside process joins by sending ``hello`` to the medium before round 0; it may ask for a
+given id (``"id": 7``) or take the lowest free one (``"id": null``), and may bring its own initial
+value (``"x0"``); without one it is told the scenario's value for that id in the ``welcome`` and
+should start from it. The target of the metrics is the mean of the initial values *in use*:
+the scenario's for local nodes, the hello's (or the scenario's) for external ones.
+
+The runtime's protocol object keeps a row for every node, but an external node's row is not its
+state: that lives in the outside process. What the other nodes receive from it are the fields
+of its own datagrams, and what the metrics show for it is the estimate read from its latest
+transmission (``estimator``): field ``x`` (PULM, gossip) or ``s / w`` (push-sum). Before its first
+transmission that is its initial value; after it leaves (``bye``) it is its last one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from netemu.live import messages as M
+
+
+def estimator(field_names) -> Callable[[dict], np.ndarray] | None:
+    """A function from one node's message fields (arrays) to its estimate ``[dim]``, or ``None``.
+
+    A node's estimate must be readable from what it transmits, since an external node's state is
+    known only through its datagrams.
+    """
+    names = set(field_names)
+    if "x" in names:
+        return lambda f: np.array(f["x"], dtype=np.float64).reshape(-1)
+    if {"s", "w"} <= names:
+        return lambda f: np.array(f["s"], dtype=np.float64).reshape(-1) / float(np.reshape(f["w"], -1)[0])
+    return None
+
+
+class Externals:
+    """Who holds each external id, with which initial value, and what it last reported."""
+
+    def __init__(self, ids, x0: np.ndarray, protocol: str, welcome_info: dict, estimate=None) -> None:
+        self.ids = sorted(int(i) for i in ids)
+        self.protocol = protocol
+        self.info = welcome_info  # n, fields, period, time_scale, max_datagram for ``welcome``
+        self.dim = x0.shape[1]
+        self.x0 = {i: [float(v) for v in x0[i]] for i in self.ids}
+        self.addr: dict[int, tuple] = {}
+        self.left: set[int] = set()
+        self.reported: dict[int, np.ndarray] = {}
+        self.report_round: dict[int, int] = {}
+        self.transmissions = {i: 0 for i in self.ids}
+        self.started = False
+        self.estimate = estimate
+
+    def all_joined(self) -> bool:
+        return len(self.addr) == len(self.ids)
+
+    def missing(self) -> list[int]:
+        return [i for i in self.ids if i not in self.addr]
+
+    def present(self, i: int) -> bool:
+        return i in self.addr and i not in self.left
+
+    def hello(self, msg: dict, addr: tuple) -> tuple[bytes, int | None]:
+        """The reply to a ``hello`` from ``addr`` and the id granted (``None``: refused)."""
+        for i, a in self.addr.items():
+            if a == addr and i not in self.left:  # a repeated hello (lost welcome): same answer
+                return self._welcome(i), i
+        if self.started:
+            return M.refuse("the run has started; external nodes join before round 0"), None
+        proto = msg.get("protocol")
+        if proto is not None and proto != self.protocol:
+            return M.refuse(f"this run speaks protocol {self.protocol!r}, not {proto!r}"), None
+        want = msg.get("id")
+        free = [i for i in self.ids if i not in self.addr]
+        if want is None:
+            if not free:
+                return M.refuse(f"no free external node id: all of {self.ids} are taken"), None
+            want = free[0]
+        elif type(want) is not int or want not in self.ids:
+            return M.refuse(f"node id {want!r} is not external; this run reserves {self.ids}"), None
+        elif want not in free:
+            return M.refuse(f"node id {want} is taken by another process"), None
+        if "x0" in msg:
+            x0 = M.check_x0(msg["x0"], self.dim)
+            if x0 is None:
+                return M.refuse(f"x0 must be a list of {self.dim} finite numbers"), None
+            self.x0[want] = x0
+        self.addr[want] = addr
+        return self._welcome(want), want
+
+    def _welcome(self, i: int) -> bytes:
+        inf = self.info
+        return M.welcome(i, inf["n"], self.x0[i], self.protocol, inf["fields"], inf["period"],
+                         inf["time_scale"], inf["max_datagram"], inf.get("round", -1))
+
+    def record(self, src: int, f: dict, r: int) -> None:
+        """Note an accepted transmission of external node ``src`` in round ``r`` (``"f"`` checked).
+
+        A late transmission of an earlier round never replaces a newer report.
+        """
+        self.transmissions[src] += 1
+        if self.estimate is not None and r > self.report_round.get(src, -1):
+            self.reported[src] = self.estimate(M.unpack_fields(f))
+            self.report_round[src] = r
+
+    def apply(self, est: np.ndarray) -> np.ndarray:
+        """``est`` with each external node's row replaced by what it reported (or its x0)."""
+        if not self.ids:
+            return est
+        est = np.array(est, dtype=np.float64, copy=True)
+        for i in self.ids:
+            est[i] = self.reported.get(i, self.x0[i])
+        return est
+
+    def initial(self, x0: np.ndarray) -> np.ndarray:
+        """The initial values in use: ``x0`` with external rows from the hellos."""
+        x = np.array(x0, dtype=np.float64, copy=True)
+        for i in self.ids:
+            x[i] = self.x0[i]
+        return x
+
+    def summary(self) -> dict:
+        return {str(i): {"joined": i in self.addr, "left": i in self.left,
+                         "address": "%s:%d" % self.addr[i] if i in self.addr else None,
+                         "x0": self.x0[i], "transmissions": self.transmissions[i]}
+                for i in self.ids}

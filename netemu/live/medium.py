@@ -1,0 +1,281 @@
+"""The medium: one UDP endpoint that plays the radio channel between live nodes.
+
+Every node (local or external) sends its transmission of round ``k`` to the medium as one
+datagram. The medium checks it (``messages.decode`` + sender, round and field checks), then
+forwards a verbatim copy to each nominal out-neighbour of the sender in round ``k`` whose
+reception is not lost, after that reception's delay scaled to wall-clock time
+(``delay / time_scale``, by a loop timer), exactly as ``Network.round(k)`` realizes the round
+for ``netemu run`` (same seed, same graph, losses and jitter: common random numbers). A copy
+whose arrival would fall after the round's end is not sent and is counted ``late``.
+
+Anything unusable is dropped and counted in ``rejected`` by reason (``messages.REASONS``); no
+datagram can stop the medium. The runtime drives it: ``begin_round`` before each round's
+transmissions, ``tick`` to tell external nodes a round has begun, ``finish`` at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+
+import numpy as np
+
+from netemu.live import messages as M
+
+log = logging.getLogger("netemu.live")
+BUFFER_BYTES = 4 * 1024 * 1024
+
+
+def enlarge_buffers(transport) -> None:
+    """Ask for large socket buffers, so bursts are not dropped by the kernel (best effort)."""
+    sock = transport.get_extra_info("socket")
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER_BYTES)
+        except OSError:
+            pass
+
+
+async def open_endpoint(loop, protocol, host: str, port: int):
+    """Bind a UDP socket and serve ``protocol`` on it; return ``(transport, raw socket)``.
+
+    The raw (non-blocking) socket lets the medium send its copies without the transport's
+    per-call overhead; asyncio's own wrapper of the socket has no ``sendto``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((host, port))
+        sock.setblocking(False)
+        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    return transport, sock
+
+
+class _RoundPlan:
+    """Who receives each sender's transmission in one round, and how late.
+
+    Without a realization (``rd = None``) it is the report step after the last round:
+    transmissions are recorded (external nodes' final state) and forwarded to no one.
+    """
+
+    def __init__(self, k: int, rd, n: int, end: float) -> None:
+        self.k, self.end, self.report = k, end, rd is None
+        self.sent: set[int] = set()
+        if rd is None:
+            self.recv, self.lost, self.jitter = [[] for _ in range(n)], [0] * n, None
+            return
+        ok = ~rd.lost
+        recv, send = rd.recv[ok], rd.send[ok]
+        bounds = np.searchsorted(send, np.arange(n + 1)).tolist()
+        rl = recv.tolist()
+        self.recv = [rl[bounds[j]:bounds[j + 1]] for j in range(n)]
+        self.lost = np.bincount(rd.send[rd.lost], minlength=n).tolist()
+        jit = rd.jitter[ok] if rd.jitter is not None else None
+        self.jitter = None if jit is None else [jit[bounds[j]:bounds[j + 1]] for j in range(n)]
+
+
+class Medium(asyncio.DatagramProtocol):
+    """The channel between live nodes; see the module docstring.
+
+    ``addr[i]`` is node ``i``'s registered address (local nodes: their socket; external nodes:
+    the address their hello came from). ``stats`` and ``rejected`` are the counters that end up
+    in ``summary.json``.
+    """
+
+    def __init__(self, n: int, spec: M.FieldSpec, externals, delay, time_scale: float,
+                 max_datagram: int) -> None:
+        self.n, self.spec, self.ext = n, spec, externals
+        self.delay, self.scale, self.max_datagram = delay, time_scale, max_datagram
+        no_jitter = delay.jitter == "none" or delay.scale <= 0
+        self.instant = delay.latency == 0 and not delay.bandwidth and no_jitter
+        self.addr: list = [None] * n  # registered address of each node (checked on receipt)
+        self.dest: list = [None] * n  # where copies go: None while a node is absent
+        self.local: set[int] = set()
+        self.ext_ids = set(externals.ids)
+        self.sock = None  # the raw socket of ``transport`` when given (see ``open_endpoint``)
+        self.closed = False
+        self.plan: _RoundPlan | None = None
+        self.prev: _RoundPlan | None = None
+        self.transport = None
+        self.loop = None
+        self.rejected = dict.fromkeys(M.REASONS, 0)
+        self.stats = dict(received=0, accepted=0, bytes_accepted=0, forwarded_local=0,
+                          forwarded_external=0, drops=0, late=0, late_tx=0, absent=0,
+                          icmp_errors=0, reports=0)
+        self._logged = False
+
+    # -- asyncio protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        enlarge_buffers(transport)
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+
+    def error_received(self, exc) -> None:  # e.g. ICMP port unreachable from a gone receiver
+        self.stats["icmp_errors"] += 1
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.stats["received"] += 1
+        try:
+            msg = M.decode(data, self.max_datagram)
+            t = msg["t"]
+            if t == "tx":
+                self._tx(msg, data, addr)
+            elif t == "hello":
+                self._hello(msg, addr)
+            elif t == "bye":
+                self._bye(msg, addr)
+            else:
+                raise M.Rejected("malformed", f"unknown type {t!r}")
+        except M.Rejected as e:
+            self.rejected[e.reason] += 1
+            if e.reason == "version" and e.msg is not None and e.msg.get("t") == "hello":
+                self.transport.sendto(M.refuse(f"version {e.msg.get('v')!r}: this medium speaks "
+                                               f"version {M.VERSION}"), addr)
+        except Exception:  # never let one datagram stop the medium
+            self.rejected["error"] += 1
+            if not self._logged:
+                self._logged = True
+                log.exception("netemu live: unexpected error handling a datagram from %s", addr)
+
+    # -- the runtime's side -----------------------------------------------------------------
+
+    def register_local(self, i: int, addr) -> None:
+        self.addr[i] = self.dest[i] = addr
+        self.local.add(i)
+
+    def begin_round(self, k: int, rd, end: float) -> None:
+        """Round ``k`` (realization ``rd`` from ``Network.round(k)``) runs until loop time ``end``."""
+        self.prev, self.plan = self.plan, _RoundPlan(k, rd, self.n, end)
+
+    def begin_report(self, k: int, end: float) -> None:
+        """The step after the last round ``k - 1``: record external nodes' round-``k`` state."""
+        self.prev, self.plan = self.plan, _RoundPlan(k, None, self.n, end)
+
+    def tick(self, k: int, out_degree: np.ndarray, seconds_left: float) -> None:
+        """Tell every present external node that round ``k`` has begun (and its out-degree)."""
+        for i in self.ext.ids:
+            if self.ext.present(i):
+                self.transport.sendto(M.round_tick(k, int(out_degree[i]), seconds_left), self.addr[i])
+
+    def finish(self, why: str = "end") -> None:
+        """Say ``bye`` to every present external node; forwarding stops."""
+        self.plan = self.prev = None
+        if self.transport is None or self.closed or self.transport.is_closing():
+            return
+        for i in self.ext.ids:
+            if self.ext.present(i):
+                self.transport.sendto(M.bye(why=why), self.addr[i])
+        self.closed = True  # copies still on the loop's timers are not sent
+
+    # -- message handling ---------------------------------------------------------------------
+
+    def _sender(self, msg: dict, addr) -> int:
+        src = msg.get("src")
+        if type(src) is not int:
+            raise M.Rejected("malformed", "no integer 'src'")
+        if not 0 <= src < self.n or self.addr[src] is None:
+            raise M.Rejected("unknown_sender")
+        if self.addr[src] != addr:
+            raise M.Rejected("spoofed")
+        return src
+
+    def _tx(self, msg: dict, data: bytes, addr) -> None:
+        r, f = msg.get("r"), msg.get("f")
+        if type(r) is not int or not isinstance(f, dict):
+            raise M.Rejected("malformed", "no integer 'r' or map 'f'")
+        src = self._sender(msg, addr)
+        plan, now = self.plan, self.loop.time()
+        if plan is not None and r == plan.k:
+            late = now > plan.end  # its round has ended, the next has not begun yet
+        elif self.prev is not None and r == self.prev.k:
+            plan, late = self.prev, True
+        else:
+            raise M.Rejected("round")
+        if src in plan.sent:
+            raise M.Rejected("duplicate")
+        if not self.spec.ok(f):
+            raise M.Rejected("malformed", "fields do not match the protocol's message")
+        plan.sent.add(src)
+        st = self.stats
+        if plan.report:
+            st["reports"] += 1
+            if src in self.ext.addr:
+                self.ext.record(src, f, r)
+            return
+        st["accepted"] += 1
+        st["bytes_accepted"] += len(data)
+        st["drops"] += plan.lost[src]
+        if src in self.ext.addr:
+            self.ext.record(src, f, r)
+        if late:
+            st["late_tx"] += 1
+            st["late"] += len(plan.recv[src])
+        elif self.instant:
+            self._send_all(data, plan.recv[src])
+        else:
+            self._schedule(data, src, plan, now)
+
+    def _schedule(self, data: bytes, src: int, plan: _RoundPlan, now: float) -> None:
+        recv = plan.recv[src]
+        if not recv:
+            return
+        jit = plan.jitter[src] if plan.jitter is not None else None
+        delays = self.delay.delays(len(data), jit, len(recv)) / self.scale
+        arrive = now + delays
+        on_time = arrive <= plan.end
+        self.stats["late"] += int((~on_time).sum())
+        if jit is None:  # one arrival instant for every reception of this transmission
+            if on_time[0]:
+                self.loop.call_at(arrive[0], self._send_all, data, recv)
+            return
+        for i, t, ok in zip(recv, arrive.tolist(), on_time.tolist()):
+            if ok:
+                self.loop.call_at(t, self._send_all, data, (i,))
+
+    def _send_all(self, data: bytes, receivers) -> None:
+        if self.closed:
+            return
+        dest, ext, st = self.dest, self.ext_ids, self.stats
+        sendto = self.sock.sendto if self.sock is not None else self.transport.sendto
+        sent = to_ext = 0
+        for i in receivers:
+            a = dest[i]
+            if a is None:
+                st["absent"] += 1
+                continue
+            try:
+                sendto(data, a)
+            except (BlockingIOError, InterruptedError):  # kernel buffer full: let asyncio queue it
+                self.transport.sendto(data, a)
+            except OSError:  # an ICMP error from an earlier datagram surfaced here: send again
+                st["icmp_errors"] += 1
+                try:
+                    sendto(data, a)
+                except OSError:
+                    continue
+            sent += 1
+            if i in ext:
+                to_ext += 1
+        st["forwarded_local"] += sent - to_ext
+        st["forwarded_external"] += to_ext
+
+    def _hello(self, msg: dict, addr) -> None:
+        reply, node = self.ext.hello(msg, addr)
+        self.transport.sendto(reply, addr)
+        if node is None:
+            raise M.Rejected("hello")
+        self.addr[node] = self.dest[node] = addr
+
+    def _bye(self, msg: dict, addr) -> None:
+        src = self._sender(msg, addr)
+        if src in self.local:
+            raise M.Rejected("malformed", "bye from a local node")
+        self.ext.left.add(src)
+        self.dest[src] = None
