@@ -59,6 +59,6 @@ while True:
         f = {"x": arr(x, [len(x)]), "d": arr(d, [n])}
     else:  # split into deg + 1 shares: keep one, broadcast one
         s, wt = [v / (m["deg"] + 1) for v in s], wt / (m["deg"] + 1)
-        f = {"s": arr(s, [len(s)]), "w": arr([wt], [1])}  # a scalar travels as shape [1]
+        f = {"s": arr(s, [len(s)]), "w": arr([wt], [])}  # a scalar travels with shape []
     send({"t": "tx", "src": me, "r": r, "f": f})
 print("node", me, "final", x if pulm else [v / wt for v in s])

@@ -18,7 +18,7 @@ VERSION = 1
 
 
 def pack_array(a: np.ndarray) -> list:
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a, order="C")  # keeps 0-d arrays 0-d (ascontiguousarray would make them [1])
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
     return [a.dtype.str, list(a.shape), a.tobytes()]

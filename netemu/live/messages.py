@@ -100,7 +100,7 @@ class FieldSpec:
         self.spec, self.rows = {}, {}
         for name, values in fields.items():
             row = np.asarray(values)[0]
-            dt, shape, raw = wire.pack_array(row)  # a per-node scalar travels with shape [1]
+            dt, shape, raw = wire.pack_array(row)  # a per-node scalar travels with shape []
             self.spec[name] = (dt, shape, len(raw))
             self.rows[name] = row.shape  # the protocol's own row shape, for stacking
         self._items = tuple(self.spec.items())
