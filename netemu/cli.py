@@ -46,6 +46,13 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
 
     def log(r):
         f = r.final()
+        if "loss" in f:  # optimization run
+            flag = f"  DIVERGED at round {r.diverged_at_round}" if r.diverged else ""
+            acc = f"  accuracy {f['accuracy']:6.3f}" if "accuracy" in f else ""
+            click.echo(f"  {r.label:<14} loss {f['loss']:10.4e}  grad_norm_sq {f['grad_norm_sq']:10.3e}{acc}"
+                       f"  straggler rounds {r.extra.get('straggler_rounds', 0):>6}  "
+                       f"{r.wall_seconds:6.2f} s{flag}")
+            return
         err = f.get("consensus_error", float("nan"))
         flag = "  DIVERGED" if r.diverged else ""
         click.echo(f"  {r.label:<14} consensus_error {err:10.3e}  deliveries {r.counters['deliveries']:>9}  "
@@ -62,9 +69,10 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
         from netemu.sweep import plot_panels
 
         sc = runs[0][1]
-        if sc.output["plot"] and plot_panels(out / "consensus_error.png", done, "consensus_error",
-                                             sc.name or scenario.stem):
-            click.echo(f"wrote {out}/consensus_error.png")
+        for metric in ("consensus_error", "loss", "grad_norm_sq"):
+            if sc.output["plot"] and plot_panels(out / f"{metric}.png", done, metric,
+                                                 sc.name or scenario.stem):
+                click.echo(f"wrote {out}/{metric}.png")
 
 
 @main.command("protocols")

@@ -18,3 +18,12 @@ def disagreement(x: np.ndarray) -> float:
 def consensus_metrics(x: np.ndarray, target: np.ndarray) -> dict:
     with np.errstate(invalid="ignore", over="ignore"):
         return {"consensus_error": consensus_error(x, target), "disagreement": disagreement(x)}
+
+
+def optimization_metrics(task, x: np.ndarray) -> dict:
+    """``loss = F(x̄)``, ``grad_norm_sq = ‖∇F(x̄)‖²``, ``accuracy`` (classifiers with held-out data)
+    at the average iterate ``x̄``, and ``disagreement`` of the nodes' iterates ``x`` ``[n, P]``."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        m = task.evaluate(x.mean(axis=0))
+        m["disagreement"] = disagreement(x)
+    return m

@@ -39,3 +39,13 @@ def push_share(values: np.ndarray, out_degree: np.ndarray) -> np.ndarray:
     """Column-stochastic push share: each sender keeps and sends ``value / (δ_j + 1)``."""
     denom = (1.0 + out_degree).reshape((-1,) + (1,) * (values.ndim - 1))
     return values / denom
+
+
+def memory_step(d_t: np.ndarray) -> np.ndarray:
+    """PULM's memory update on the mixed memories ``d̃`` ``[n, n]`` (in place): returns
+    ``d̃_ii − 1/n`` per node and sets every node's own entry ``d_ii`` to ``1/n``."""
+    n = d_t.shape[0]
+    idx = np.arange(n)
+    gap = d_t[idx, idx] - 1.0 / n
+    d_t[idx, idx] = 1.0 / n
+    return gap

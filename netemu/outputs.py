@@ -74,8 +74,9 @@ def write_summary(path: Path, scenario, results) -> None:
     path.write_text(json.dumps(doc, indent=2, default=_clean) + "\n", encoding="utf-8")
 
 
-def plot_metric(path: Path, results, metric: str, title: str, x: str = "round") -> bool:
-    """A log-scale plot of ``metric`` against ``round`` or ``time``, one line per protocol."""
+def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", log: bool = True) -> bool:
+    """A plot of ``metric`` (log scale unless ``log`` is false) against ``round`` or ``time``, one
+    line per protocol; non-finite values (a diverged run) are left out."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -89,13 +90,14 @@ def plot_metric(path: Path, results, metric: str, title: str, x: str = "round") 
             continue
         xs, ys = zip(*pts)
         ys = np.asarray(ys, dtype=float)
-        ys = np.where(ys > 0, ys, np.nan)
+        ys = np.where(np.isfinite(ys) & ((ys > 0) if log else True), ys, np.nan)
         ax.plot(xs, ys, label=r.label, lw=1.6)
         drawn = True
     if not drawn:
         plt.close(fig)
         return False
-    ax.set_yscale("log")
+    if log:
+        ax.set_yscale("log")
     ax.set_xlabel("round" if x == "round" else "simulated time (s)")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title, fontsize=10)

@@ -19,6 +19,11 @@ BUILTIN = {
     "gossip": "netemu.protocols.gossip:Gossip",
     "push-sum": "netemu.protocols.push_sum:PushSum",
     "pulm": "netemu.protocols.pulm:PULM",
+    "dgd": "netemu.protocols.dgd:DGD",
+    "push-diging": "netemu.protocols.push_diging:PushDIGing",
+    "pulm-dgd": "netemu.protocols.pulm_dgd:PULMDGD",
+    "local-sgd": "netemu.protocols.local_sgd:LocalSGD",
+    "easgd": "netemu.protocols.easgd:EASGD",
 }
 
 GROUP = "netemu.protocols"

@@ -1,27 +1,97 @@
 """``netemu run``: build everything a scenario needs (validating all inputs first), run each
-protocol on the same network realization, write the outputs."""
+protocol on the same network realization, write the outputs.
+
+Optimization runs (``[task] kind = "logistic"``, ``"digits"``, or a task passed from Python as
+``run_scenario(sc, out, task=ModuleTask(...))`` with ``kind = "custom"``) write ``loss``,
+``grad_norm_sq`` and ``accuracy`` plots against round and against simulated time.
+"""
 
 from __future__ import annotations
 
+import math
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from netemu.engine import SimEngine
+from netemu.errors import ScenarioError
 from netemu.outputs import plot_metric, staged, write_metrics, write_summary
+from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
 from netemu.world.network import build_topology, build_trajectories
+
+# (metric, log scale) plotted for optimization runs, each against round and simulated time
+OPT_PLOTS = (("loss", True), ("grad_norm_sq", True), ("accuracy", False), ("disagreement", True))
 
 
 def prepare(sc):
     """Everything that reads files or can fail on user input, before anything is written."""
-    trajectories = build_trajectories(sc)
+    trajectories = build_trajectories(_compute_horizon(sc))
     topology = build_topology(sc.network, sc.network["nodes"], sc.seed, sc.base_dir)
-    x0 = initial_values(sc.task, sc.network["nodes"], sc.seed, sc.base_dir)
+    x0 = initial_values(sc.task, sc.network["nodes"], sc.seed, sc.base_dir) \
+        if sc.task["kind"] == "consensus" else None
     return trajectories, topology, x0
 
 
-def run_scenario(sc, out: Path, progress: bool | None = None, log=None) -> list:
+def _compute_horizon(sc):
+    """``sc`` with enough extra rounds that mobility also covers the compute phases, which push
+    rounds later than ``k · period`` (a bound: ``deadline`` per step, or 5× the slowest nominal
+    step without one; nodes stand still past the horizon). Consensus scenarios: ``sc`` itself."""
+    c = sc.compute
+    if sc.task["kind"] == "consensus" or not c or c.get("step_time") is None:
+        return sc
+    from dataclasses import replace
+
+    from netemu.compute.timing import StepTimes
+
+    times = StepTimes(c, sc.network["nodes"], sc.seed, sc.base_dir)
+    per_step = c["deadline"] or 5.0 * times.nominal() * max(times.slowdown, 1.0) / float(times.speed.min())
+    steps = max(int(p.get("tau") or 1) for p in sc.protocols)
+    extra = math.ceil(sc.run["rounds"] * steps * per_step / sc.run["period"])
+    return replace(sc, run={**sc.run, "rounds": sc.run["rounds"] + extra})
+
+
+def make_task(sc, notice=None):
+    """The optimization task of ``sc`` on its ``[compute]`` device, or None for consensus."""
+    kind = sc.task["kind"]
+    if kind not in OPTIMIZATION:
+        if kind == "custom":
+            raise ScenarioError(f"{sc.source}: [task] kind = \"custom\" takes its task from Python: "
+                                f"run_scenario(sc, out, task=ModuleTask(...)); or use \"logistic\"/\"digits\"")
+        return None
+    from netemu.compute.device import resolve
+    from netemu.tasks import build_task
+
+    from netemu.compute.timing import Clock
+
+    Clock(sc.compute, sc.network["nodes"], sc.seed, sc.base_dir)  # reads and checks its files
+    device, dtype = resolve(sc.compute["device"], sc.compute["dtype"], notice=notice)
+    return build_task(sc.task, sc.network["nodes"], sc.seed, device, dtype)
+
+
+@contextmanager
+def _threads(n: int):
+    """torch's intra-op thread count set to ``n`` (0: left alone) for the duration."""
+    if not n:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=None) -> list:
     trajectories, topology, x0 = prepare(sc)
+    if task is None:
+        task = make_task(sc)
+    elif task.n != sc.network["nodes"]:
+        raise ScenarioError(f"{sc.source}: the task has data for {task.n} nodes but [network] nodes = "
+                            f"{sc.network['nodes']}; make them equal")
     if progress is None:
         progress = sys.stderr.isatty()
     from tqdm import tqdm
@@ -30,12 +100,13 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None) -> list:
                leave=False, dynamic_ncols=True)
     observers = []
     results = []
-    with staged(Path(out)) as stage:
+    with staged(Path(out)) as stage, _threads(sc.compute.get("threads", 0) if task is not None else 0):
         if sc.output["trace"]:
             from netemu.tracefile import TraceWriter
 
             observers.append(TraceWriter(stage / "events.msgpack"))
-        engine = SimEngine(sc, x0, trajectories, topology, tuple(observers), on_round=lambda: bar.update())
+        engine = SimEngine(sc, x0, trajectories, topology, tuple(observers), on_round=lambda: bar.update(),
+                           task=task)
         try:
             for p in sc.protocols:
                 bar.set_description(p["label"])
@@ -50,5 +121,12 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None) -> list:
         write_summary(stage / "summary.json", sc, results)
         if sc.output["plot"]:
             title = sc.name or Path(sc.source).stem
-            plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
+            if task is None:
+                plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
+            else:
+                for metric, log_scale in OPT_PLOTS:
+                    plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale)
+                    if metric != "disagreement":
+                        plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time",
+                                    log=log_scale)
     return results

@@ -155,6 +155,9 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
                             f"(bool adjacency [K, n, n])")
     if mobility["model"] == "trace" and not mobility["file"]:
         raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
+    task = check_task_keys(task, top["task"] or {}, source)
+    check_task_protocols(task, protocols, source)
+    top["compute"] = check_compute(top["compute"], task, source)
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
                     protocols=protocols, compute=top["compute"] or {},
@@ -204,3 +207,66 @@ def check_protocols(entries: object, source: str) -> list[dict]:
         labels.add(p["label"])
         out.append(p)
     return out
+
+
+OPTIMIZATION_TASKS = ("logistic", "digits", "custom")
+TASK_KEYS = {"consensus": ("dim", "x0"), "logistic": ("samples", "features", "sigma_h", "rho", "batch"),
+             "digits": ("model", "hidden", "split", "test_fraction", "batch"), "custom": ()}
+
+
+def check_task_keys(task: dict, given: dict, source: str) -> dict:
+    """Only the ``[task]`` keys of its ``kind`` are kept (and allowed)."""
+    keep = ("kind",) + TASK_KEYS[task["kind"]]
+    for key in given:
+        if key not in keep:
+            owners = [k for k, keys in TASK_KEYS.items() if key in keys]
+            raise ScenarioError(f"{source}: [task] {key} is a key of kind = {' / '.join(map(repr, owners))}, "
+                                f"not of kind = {task['kind']!r}; remove it or change kind")
+    return {k: v for k, v in task.items() if k in keep}
+
+
+def check_task_protocols(task: dict, protocols: list[dict], source: str) -> None:
+    """Optimization protocols need an optimization task, and consensus protocols a consensus one."""
+    optimizing = task["kind"] in OPTIMIZATION_TASKS
+    for i, p in enumerate(protocols):
+        needs = getattr(registry.get(p["name"]), "needs_compute", False)
+        if needs and not optimizing:
+            raise ScenarioError(f"{source}: [protocols #{i + 1}] name = {p['name']!r} optimizes, but "
+                                f"[task] kind = {task['kind']!r}; set [task] kind = \"logistic\" or "
+                                f"\"digits\"")
+        if optimizing and not needs:
+            raise ScenarioError(f"{source}: [protocols #{i + 1}] name = {p['name']!r} is a consensus "
+                                f"protocol and cannot run [task] kind = {task['kind']!r}; use one of "
+                                f"dgd, push-diging, pulm-dgd, local-sgd, easgd")
+
+
+def check_compute(data: object, task: dict, source: str) -> dict:
+    """The ``[compute]`` table and its sub-tables with defaults filled in (optimization tasks, or
+    when given); ``{}`` for a consensus scenario without one."""
+    if data is None and task["kind"] not in OPTIMIZATION_TASKS:
+        return {}
+    c = check_table(data or {}, S.COMPUTE, source, "compute")
+    subs = (("step_time", S.STEP_TIME), ("speeds", S.SPEEDS), ("stragglers", S.STRAGGLERS),
+            ("availability", S.AVAILABILITY))
+    for name, keys in subs:
+        if c[name] is not None:
+            c[name] = check_table(c[name], keys, source, f"compute.{name}")
+    st = c["step_time"]
+    need = {"fixed": "value", "lognormal": "median", "exponential": "mean"}
+    if st is not None and st["dist"] in need and st[need[st["dist"]]] is None:
+        key = need[st["dist"]]
+        raise ScenarioError(f"{source}: [compute.step_time] dist = {st['dist']!r} needs {key}, "
+                            f"e.g. {key} = 0.05 (seconds)")
+    sp = c["speeds"]
+    if sp is not None:
+        if sp["dist"] == "file" and not sp["file"]:
+            raise ScenarioError(f"{source}: [compute.speeds] dist = \"file\" needs file = \"…\" "
+                                f"(one speed factor per node)")
+        if sp["dist"] == "uniform" and sp["low"] > sp["high"]:
+            raise ScenarioError(f"{source}: [compute.speeds] low = {sp['low']} > high = {sp['high']}; "
+                                f"write low <= high")
+    av = c["availability"]
+    if av is not None and av["kind"] == "trace" and not av["file"]:
+        raise ScenarioError(f"{source}: [compute.availability] kind = \"trace\" needs file = \"…csv\" "
+                            f"(lines node,start,end)")
+    return c

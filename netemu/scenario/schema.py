@@ -97,14 +97,76 @@ RUN = {
 }
 
 TASK = {
-    "kind": Key("str", "consensus", choices=("consensus",), doc="what the nodes hold"),
+    "kind": Key("str", "consensus", choices=("consensus", "logistic", "digits", "custom"),
+                doc="what the nodes hold: values to average, or a problem to optimize "
+                    "(custom: a task given from Python, see netemu.tasks.data.ModuleTask)"),
     "dim": Key("int", 1, lo=1, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
     "x0": Key("path", None, nullable=True, doc="consensus: [n, dim] .npy of initial values"),
+    "samples": Key("int", 200, lo=1, example="200", doc="logistic: training samples per node"),
+    "features": Key("int", 10, lo=1, example="10", doc="logistic: features (the model adds a bias)"),
+    "sigma_h": Key("float", 1.0, lo=0, example="1.0", doc="logistic: heterogeneity of the node models"),
+    "rho": Key("float", 0.01, lo=0, example="0.01", doc="logistic: weight of the non-convex regularizer"),
+    "model": Key("str", "mlp", choices=("mlp", "cnn"), doc="digits: 64-hidden-10 MLP or a small CNN"),
+    "hidden": Key("int", 128, lo=1, example="128", doc="digits mlp: hidden units"),
+    "split": Key("str", "iid", choices=("iid", "by-label"), doc="digits: how images are spread over nodes"),
+    "test_fraction": Key("float", 0.2, lo=0, hi=1, lo_open=True, example="0.2",
+                         doc="digits: share of the images held out for accuracy"),
+    "batch": Key("int", None, lo=0, nullable=True, example="32",
+                 doc="samples per local step (0: the node's whole dataset); default: digits 32, logistic 0"),
+}
+
+COMPUTE = {
+    "device": Key("str", "auto", choices=("auto", "cpu", "cuda"),
+                  doc="where gradients are computed; auto: CUDA if available, else the CPU (with a notice)"),
+    "dtype": Key("str", "float64", choices=("float64", "float32"),
+                 doc="arithmetic of the gradients (protocol state stays float64)"),
+    "threads": Key("int", 1, lo=0, example="1",
+                   doc="torch threads for the gradients; 1 suits small models and shared machines, "
+                       "0 = torch's default (all cores)"),
+    "deadline": Key("float", None, lo=0, lo_open=True, nullable=True, example="0.1",
+                    doc="seconds per local step before the round's broadcast; late nodes are silent "
+                        "stragglers. Default: wait for every online node"),
+    "step_time": Key("table", None, nullable=True),
+    "speeds": Key("table", None, nullable=True),
+    "stragglers": Key("table", None, nullable=True),
+    "availability": Key("table", None, nullable=True),
+}
+
+STEP_TIME = {
+    "dist": Key("str", "fixed", choices=("none", "fixed", "lognormal", "exponential"),
+                doc="distribution of one local step's duration"),
+    "value": Key("float", None, lo=0, nullable=True, example="0.05", doc="fixed: seconds per step"),
+    "median": Key("float", None, lo=0, nullable=True, example="0.05", doc="lognormal: median seconds"),
+    "sigma": Key("float", 0.5, lo=0, example="0.5", doc="lognormal: sigma of the log-duration"),
+    "mean": Key("float", None, lo=0, nullable=True, example="0.05", doc="exponential: mean seconds"),
+}
+
+SPEEDS = {
+    "dist": Key("str", "none", choices=("none", "uniform", "lognormal", "file"),
+                doc="per-node speed factors (a step takes its time / speed)"),
+    "low": Key("float", 0.5, lo=0, lo_open=True, example="0.5", doc="uniform: slowest factor"),
+    "high": Key("float", 1.5, lo=0, lo_open=True, example="1.5", doc="uniform: fastest factor"),
+    "sigma": Key("float", 0.3, lo=0, example="0.3", doc="lognormal: sigma (median 1)"),
+    "file": Key("path", None, nullable=True, doc="file: .npy or text, one positive factor per node"),
+}
+
+STRAGGLERS = {
+    "fraction": Key("float", 0.1, lo=0, hi=1, example="0.1", doc="share of steps (or nodes) slowed down"),
+    "slowdown": Key("float", 10.0, lo=1, example="10", doc="factor on a slowed step's duration"),
+    "persistent": Key("bool", False, doc="true: a fixed set of slow nodes; false: each step independently"),
+}
+
+AVAILABILITY = {
+    "kind": Key("str", "periods", choices=("periods", "trace"), doc="on/off periods or a trace file"),
+    "on": Key("float", 60.0, lo=0, lo_open=True, example="60", doc="periods: mean on-duration, s"),
+    "off": Key("float", 10.0, lo=0, lo_open=True, example="10", doc="periods: mean off-duration, s"),
+    "file": Key("path", None, nullable=True, doc="trace: CSV node,start,end of the intervals a node is on"),
 }
 
 OUTPUT = {
     "trace": Key("bool", False, doc="write events.msgpack (every transmission, reception and drop)"),
-    "plot": Key("bool", True, doc="write consensus_error.png"),
+    "plot": Key("bool", True, doc="write consensus_error.png (optimization: loss, grad_norm_sq, accuracy "
+                                  "against round and simulated time)"),
 }
 
 LIVE = {
