@@ -14,7 +14,7 @@ threads: the whole process). Measured in this one process, interleaved, median o
 With ``--mix`` every variant also does one gossip mixing round on a random graph (p = 0.1):
 a sparse matmul for the batched ones, a per-node Python loop over neighbours for the loop.
 
-Run:  python benchmarks/bench_compute.py [--repeats 7] [--steps 20] [--mix]
+Run:  python benchmarks/bench_compute.py [--repeats 7] [--steps 20] [--mix] [--threads N]
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -78,8 +79,11 @@ def run_loop(task: DataTask, W, steps: int, mix: bool, rng) -> float:
 
 def run_kernel(task: DataTask, W, steps: int, mix: bool, rng) -> float:
     flat = torch.as_tensor(np.tile(task.init, (N, 1)), dtype=torch.float32)
-    Wt = torch.sparse_csr_tensor(torch.as_tensor(W.indptr), torch.as_tensor(W.indices),
-                                 torch.as_tensor(W.data, dtype=torch.float32), size=(N, N))
+    with warnings.catch_warnings():  # torch calls sparse CSR "beta"
+        warnings.simplefilter("ignore")
+        Wt = torch.sparse_csr_tensor(torch.as_tensor(W.indptr), torch.as_tensor(W.indices),
+                                     torch.as_tensor(W.data, dtype=torch.float32), size=(N, N),
+                                     check_invariants=False)
     t = time.perf_counter()
     for _ in range(steps):
         idx, w = task.sample(np.arange(N), rng)
@@ -108,7 +112,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--mix", action="store_true", help="add one gossip mixing round per step")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, all cores)")
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     task, W, rng = setup()
     runs = {"loop": run_loop, "kernel": run_kernel, "netemu": run_netemu}
     for f in runs.values():  # warm up

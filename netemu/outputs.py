@@ -74,9 +74,11 @@ def write_summary(path: Path, scenario, results) -> None:
     path.write_text(json.dumps(doc, indent=2, default=_clean) + "\n", encoding="utf-8")
 
 
-def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", log: bool = True) -> bool:
+def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", log: bool = True,
+                cap: float | None = None) -> bool:
     """A plot of ``metric`` (log scale unless ``log`` is false) against ``round`` or ``time``, one
-    line per protocol; non-finite values (a diverged run) are left out."""
+    line per protocol; non-finite values (a diverged run) are left out. ``cap``: the y-axis ends
+    at ``cap`` times the largest first value, so one blown-up run does not flatten the others."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -84,6 +86,7 @@ def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", 
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     drawn = False
+    first = []
     for r in results:
         pts = [((k if x == "round" else t), m[metric]) for k, t, m in r.rows if metric in m]
         if not pts:
@@ -93,11 +96,15 @@ def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", 
         ys = np.where(np.isfinite(ys) & ((ys > 0) if log else True), ys, np.nan)
         ax.plot(xs, ys, label=r.label, lw=1.6)
         drawn = True
+        first.append(ys[0])
     if not drawn:
         plt.close(fig)
         return False
     if log:
         ax.set_yscale("log")
+    top = np.nanmax(first) * cap if cap and np.isfinite(first).any() else None
+    if top is not None and top > 0 and top < ax.get_ylim()[1]:
+        ax.set_ylim(top=top)
     ax.set_xlabel("round" if x == "round" else "simulated time (s)")
     ax.set_ylabel(metric.replace("_", " "))
     ax.set_title(title, fontsize=10)

@@ -125,8 +125,9 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
                 plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
             else:
                 for metric, log_scale in OPT_PLOTS:
-                    plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale)
+                    cap = 100.0 if metric in ("loss", "grad_norm_sq") else None
+                    plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
                     if metric != "disagreement":
                         plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time",
-                                    log=log_scale)
+                                    log=log_scale, cap=cap)
     return results

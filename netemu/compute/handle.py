@@ -1,9 +1,12 @@
 """The compute handle a protocol gets as ``ctx.compute``: gradients requested lazily, in batches.
 
     fut = ctx.compute.grad(nodes, params)    # nodes [m] (None: all), params [m, P]
-    g = fut.result()                         # [m, P] float64, ∇f_i at params[i] for i in nodes
+    g = fut.result()                         # [m, P] numpy, ∇f_i at params[i] for i in nodes
 
-A request captures its inputs (a copy of ``params`` and the minibatch it draws) when it is made;
+A request captures its inputs (``params`` copied to the device in the compute dtype, and the
+minibatch it draws) when it is made; results come back as numpy arrays in the compute dtype
+(``[compute] dtype``: float64 unless float32 is asked for), which numpy upcasts on the fly when
+a protocol combines them with its float64 state;
 nothing is computed until some result is needed. Then every pending request is executed in *one*
 batched call of the task's model. Results are pure functions of the captured inputs, so running
 them together gives exactly what running them one by one would (DESIGN.md). Each requested row is
@@ -54,7 +57,7 @@ class ComputeHandle:
         """Request ``∇f_i(params[r])`` for ``i = nodes[r]`` (a stochastic gradient for tasks with
         minibatches); one local step per row."""
         nodes = np.arange(self.n) if nodes is None else np.asarray(nodes, dtype=np.int64).reshape(-1)
-        params = np.array(params, dtype=np.float64, copy=True).reshape(len(nodes), -1)
+        params = self.task.capture(np.asarray(params).reshape(len(nodes), -1))
         sample = self.task.sample(nodes, stream(self.seed, "task", 1, self._requests))
         self._requests += 1
         if self.clock is not None:
@@ -68,7 +71,7 @@ class ComputeHandle:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        params = np.concatenate([p for _, p, _ in pending]) if len(pending) > 1 else pending[0][1]
+        params = self.task.concat_params([p for _, p, _ in pending])
         sample = self.task.concat_samples([s for _, _, s in pending])
         g = self.task.grads(params, sample)
         self.calls += 1

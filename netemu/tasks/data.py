@@ -7,7 +7,8 @@ the network minimises ``F = (1/n) Σ_i f_i``. This class is also the Python API 
 - ``sample(nodes, rng)``: the minibatch of each requested node, as indices into the training data
   and per-sample weights (``batch`` samples drawn uniformly with replacement from the node's own
   data, weight ``1/batch``; ``batch = 0``: the node's whole dataset, weight ``1/|D_i|``).
-- ``grads(params [m, P], sample)``: the gradients of all requested nodes in one batched call.
+- ``grads(params [m, P], sample)``: the gradients of all requested nodes in one batched call
+  (numpy, in the compute dtype).
 - ``evaluate(x̄)``: ``loss = F(x̄)``, ``grad_norm_sq = ‖∇F(x̄)‖²`` (full local datasets) and, for
   classifiers with held-out data, ``accuracy`` of ``x̄`` on it.
 """
@@ -77,12 +78,22 @@ class DataTask:
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, device=self.device).to(self.dtype)
 
-    def grads(self, params: np.ndarray, sample) -> np.ndarray:
+    def capture(self, params: np.ndarray) -> torch.Tensor:
+        """A copy of ``params`` ``[m, P]`` on the device, in the compute dtype."""
+        return torch.tensor(params, dtype=self.dtype, device=self.device)
+
+    @staticmethod
+    def concat_params(params: list) -> torch.Tensor:
+        return params[0] if len(params) == 1 else torch.cat(params)
+
+    def grads(self, params, sample) -> np.ndarray:
+        """Gradients ``[m, P]`` (numpy, compute dtype) at ``params`` (captured, or an array)."""
         idx, w = sample
         it = torch.as_tensor(idx, device=self.device)
+        p = params if isinstance(params, torch.Tensor) else self.capture(np.asarray(params))
         with torch.no_grad():  # torch.func transforms ignore an outer no_grad
-            _, g = self.model.loss_grad(self._t(params), self.X[it], self.y[it], self._t(w))
-        return g.detach().to(torch.float64).cpu().numpy()
+            _, g = self.model.loss_grad(p, self.X[it], self.y[it], self._t(w))
+        return g.detach().cpu().numpy()
 
     def evaluate(self, xbar: np.ndarray) -> dict:
         out = {"loss": float("nan"), "grad_norm_sq": float("nan")}
