@@ -32,7 +32,7 @@ import simpy
 from netemu import registry, wire
 from netemu.metrics import consensus_metrics, optimization_metrics
 from netemu.protocol import Batch, Context
-from netemu.world.network import Network, Round
+from netemu.world.network import Network
 
 
 class Observer:
@@ -151,7 +151,7 @@ class SimEngine:
             if env.now < t_k:
                 yield env.timeout(t_k - env.now)
                 c["events"] += 1
-            rd = net.round(k) if t_k == k * period else _round_at(net, k, t_k)
+            rd = net.round(k, t_k)
             ctx.round, ctx.now = k, t_k
             ctx.out_degree = np.where(ctx.active, rd.out_degree, 0)
             fields = proto.message()
@@ -212,12 +212,3 @@ class SimEngine:
             proto.receive(batch)
         return deliver
 
-
-def _round_at(net: Network, k: int, t: float) -> Round:
-    """``net.round(k)`` with the radio positions taken at time ``t`` instead of ``k · period``
-    (rounds shifted by compute phases); every random draw is still keyed by ``k``."""
-    pos = net.positions(t) if net.topology.needs_positions else None
-    recv, send = net.topology.edges(k, pos)
-    lost = net.loss.lost(k, recv, send, net.n)
-    jitter = net.delay.jitter_draws(k, len(recv))
-    return Round(k, t, recv, send, lost, jitter, np.bincount(send, minlength=net.n))

@@ -54,8 +54,10 @@ class Network:
     def positions(self, t: float) -> np.ndarray | None:
         return None if self.trajectories is None else self.trajectories.positions(t)
 
-    def round(self, k: int) -> Round:
-        t = k * self.period
+    def round(self, k: int, t: float | None = None) -> Round:
+        """Round ``k``, its radio positions taken at ``t`` (default ``k · period``; rounds shifted
+        by compute phases start later). Every random draw is keyed by ``k`` alone."""
+        t = k * self.period if t is None else t
         pos = self.positions(t) if self.topology.needs_positions else None
         recv, send = self.topology.edges(k, pos)
         lost = self.loss.lost(k, recv, send, self.n)
