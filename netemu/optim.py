@@ -51,3 +51,13 @@ class OptProtocol(Protocol):
 
     def lr(self, k: int) -> float:
         return step_size(self.p, k)
+
+    def local_steps(self, tau: int) -> None:
+        """``tau`` local gradient steps on ``self.x`` from ``self.x_start`` (kept, so a straggler's
+        steps can be undone), advancing the step counter ``self.k``."""
+        self.x_start, self.in_local = self.x, True
+        x = self.x
+        for _ in range(tau):
+            x = x - self.lr(self.k) * self.ctx.compute.grad(None, x).result()
+            self.k += 1
+        self.x = x

@@ -52,12 +52,7 @@ class LocalSGD(OptProtocol):
         self._local()
 
     def _local(self) -> None:
-        self.x_start, self.in_local = self.x, True
-        x = self.x
-        for _ in range(self.p["tau"]):
-            x = x - self.lr(self.k) * self.ctx.compute.grad(None, x).result()
-            self.k += 1
-        self.x = x
+        self.local_steps(self.p["tau"])
 
     def message(self) -> dict:
         if self.r == 0:
