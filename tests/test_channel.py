@@ -184,3 +184,12 @@ def test_sweep_validates_every_combination_before_running(scenario_file, tmp_pat
     r = CliRunner().invoke(main, ["run", str(path), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "[network] loss = 3.0" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_live_refuses_a_sweep_with_a_clear_error(scenario_file, tmp_path):
+    text = BASE.format(extra="", rounds=5, trace="false").replace(
+        "seed = 11", 'seed = 11\nsweep = { "network.loss" = [0.1, 0.3] }')
+    path = scenario_file(text)
+    r = CliRunner().invoke(main, ["live", str(path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "only 'netemu run' does" in r.output
+    assert not (tmp_path / "o").exists()

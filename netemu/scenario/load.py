@@ -91,14 +91,23 @@ def read_toml(path: Path) -> dict:
         raise ScenarioError(f"{path}: not a UTF-8 text file; a scenario is a TOML text file") from None
 
 
-def load(path: str | Path, overrides: tuple[str, ...] = (), seed: int | None = None) -> Scenario:
-    path = Path(path)
+def _read(path: Path, overrides: tuple[str, ...], seed: int | None) -> dict:
     data = read_toml(path)
     for text in overrides:
         keys, value = parse_override(text)
         apply_override(data, keys, value, text)
     if seed is not None:
         data["seed"] = seed
+    return data
+
+
+def load(path: str | Path, overrides: tuple[str, ...] = (), seed: int | None = None) -> Scenario:
+    """One scenario; a file with a ``sweep`` table is refused (``load_sweep`` expands it)."""
+    path = Path(path)
+    data = _read(path, overrides, seed)
+    if data.get("sweep"):
+        raise ScenarioError(f"{path}: sweep runs several scenarios, which only 'netemu run' does; "
+                            f"remove the sweep table and pick a value with --set")
     return from_dict(data, source=str(path), base_dir=path.resolve().parent)
 
 
@@ -112,12 +121,7 @@ def load_sweep(path: str | Path, overrides: tuple[str, ...] = (), seed: int | No
     import itertools
 
     path = Path(path)
-    data = read_toml(path)
-    for text in overrides:
-        keys, value = parse_override(text)
-        apply_override(data, keys, value, text)
-    if seed is not None:
-        data["seed"] = seed
+    data = _read(path, overrides, seed)
     sweep = data.pop("sweep", None)
     base = dict(source=str(path), base_dir=path.resolve().parent)
     if not sweep:
