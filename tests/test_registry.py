@@ -12,9 +12,12 @@ from netemu.errors import ProtocolError
 from netemu.protocol import Protocol
 
 
+BUILTINS = ("gossip", "push-sum", "pulm", "dgd", "push-diging", "pulm-dgd", "local-sgd", "easgd")
+
+
 def test_builtins_are_listed_and_conform():
-    assert {"gossip", "push-sum", "pulm"} <= set(registry.names())
-    for name in ("gossip", "push-sum", "pulm"):
+    assert set(BUILTINS) <= set(registry.names())
+    for name in BUILTINS:
         cls = registry.get(name)
         assert cls.paper, f"{name} must name its paper"
         check_protocol(cls)
