@@ -6,8 +6,8 @@ Per round ``k`` (starting at ``t_k = k · period``, computed, never accumulated)
 2. every active node broadcasts the protocol's ``message()`` (one transmission, whatever the
    number of receivers); each reception takes ``latency + bytes / bandwidth + jitter``;
 3. receptions not lost and arriving by the round's end are grouped by arrival instant, and each
-   group is *one* SimPy event that hands the protocol *one* batch (DESIGN.md: batches over the
-   node dimension are what make this fast); later ones are dropped and counted ``late``;
+   group is *one* SimPy event that hands the protocol *one* batch (batches over the node dimension are what
+   make this fast); later ones are dropped and counted ``late``;
 4. at ``t_k + period`` the protocol's ``end_round()`` runs, then the metrics of round ``k + 1``.
 
 Optimization tasks add a *compute phase* before each broadcast (``netemu.compute.timing``): the

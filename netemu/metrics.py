@@ -1,4 +1,4 @@
-"""Metrics (names as they appear in metrics.csv), see ALGORITHMS.md."""
+"""Metrics (names as they appear in metrics.csv), see docs/algorithms.md."""
 
 from __future__ import annotations
 

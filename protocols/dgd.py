@@ -2,7 +2,7 @@
 
 Papers: Nedić & Ozdaglar, "Distributed subgradient methods for multi-agent optimization",
 IEEE TAC 2009 (DGD); Lian et al., "Can decentralized algorithms outperform centralized
-algorithms?", NeurIPS 2017 (D-PSGD, stochastic gradients). As in ALGORITHMS.md, outer step ``k``:
+algorithms?", NeurIPS 2017 (D-PSGD, stochastic gradients). As in docs/algorithms.md, outer step ``k``:
 
     z_i = x_i − α_k ∇f_i(x_i)
     R gossip rounds on z (uniform pull weights W_ij = 1/|R_i|):  z_i ← Σ_j W_ij z_j

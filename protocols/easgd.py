@@ -1,7 +1,7 @@
 """EASGD: elastic averaging around an anchor variable held by one node.
 
 Papers: Zhang, Choromanska, LeCun, "Deep learning with elastic averaging SGD", NeurIPS 2015;
-in the Cooperative SGD form of Wang & Joshi (``papers/001_…``): after ``τ`` local steps,
+in the Cooperative SGD form of Wang & Joshi: after ``τ`` local steps,
 ``[X, x̃] ← [X, x̃] W_α`` with ``W_α = [[(1−α)I, α1], [α1ᵀ, 1−mα]]`` (best ``α ≈ 2/(m+2)`` for
 ``m`` workers). Here every node is a worker and node ``anchor`` also holds the anchor ``x̃``,
 which it broadcasts in place of its own worker value. On a broadcast graph, per period:

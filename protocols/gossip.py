@@ -4,7 +4,7 @@ Each round every node broadcasts ``x_j``; node ``i`` averages what it received w
 ``x_i ← Σ_j W_ij x_j`` with ``W_ij = 1/|R_i|`` over the received set ``R_i`` (self included).
 Row-stochastic only, so it reaches consensus on a *weighted* average, not the mean.
 (Boyd, Ghosh, Prabhakar, Shah, "Randomized gossip algorithms", IEEE Trans. Inf. Theory 2006;
-pull form as in ALGORITHMS.md.)
+pull form as in docs/algorithms.md.)
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
 """Local SGD (periodic averaging): ``τ`` local steps, then averaging over the broadcast graph.
 
 Paper: Wang & Joshi, "Cooperative SGD: A unified framework for the design and analysis of
-communication-efficient SGD algorithms" (``papers/001_…``): ``X_{k+1} = (X_k − η G_k) S_k`` with
+communication-efficient SGD algorithms": ``X_{k+1} = (X_k − η G_k) S_k`` with
 ``S_k = J`` (exact averaging) every ``τ``-th step and ``I`` otherwise. A broadcast graph has no
 exact averaging in one round, so the averaging is ``R = inner_rounds`` communication rounds
-(ALGORITHMS.md). With ``averaging = "pulm"`` the parameters are gossiped and the local *updates*
+(docs/algorithms.md). With ``averaging = "pulm"`` the parameters are gossiped and the local *updates*
 ``Δ_i = x_i − x_i^start`` are averaged by Pull-with-Memory, exactly as PULM-DGD averages its
-gradient steps (``papers/003_…``, Algorithm 3; with ``τ = 1`` the two coincide); per period:
+gradient steps (PULM paper, Algorithm 3; with ``τ = 1`` the two coincide); per period:
 
     x_i^start = x_i;  τ times:  x_i ← x_i − η_k g_i(x_i)      (one stochastic gradient each)
     Δ_i = x_i − x_i^start;  z_i = x_i;  d_i = e_i
@@ -37,7 +37,7 @@ from netemu.scenario.spec import Key
 
 class LocalSGD(OptProtocol):
     name = "local-sgd"
-    paper = "Wang & Joshi, Cooperative SGD (local SGD); updates averaged by PULM (papers/003) or gossip"
+    paper = "Wang & Joshi, Cooperative SGD (local SGD); updates averaged by PULM or gossip"
     params = {**OptProtocol.params,
               "tau": Key("int", 5, lo=1, example="5", doc="τ: local steps between averagings"),
               "inner_rounds": Key("int", 5, lo=1, example="5", doc="R: averaging rounds per period"),

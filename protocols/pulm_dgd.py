@@ -1,7 +1,7 @@
 """PULM-DGD: parameters gossiped, gradients averaged exactly by Pull-with-Memory.
 
 Paper: "Decentralized Optimization over Time-Varying Row-Stochastic Digraphs" (PULM),
-Algorithm 3 (``papers/003_…``). Outer step ``k``, uniform pull weights ``W_ij = 1/|R_i|``:
+Algorithm 3. Outer step ``k``, uniform pull weights ``W_ij = 1/|R_i|``:
 
     g_i = ∇f_i(x_i);  z_i = x_i − α_k g_i;  d_i = e_i
     repeat R inner rounds (broadcast (z_i, d_i)):

@@ -2,7 +2,7 @@
 
 Paper: Nedić, Olshevsky, Shi, "Achieving geometric convergence for distributed optimization over
 time-varying graphs", SIAM J. Optim. 2017. With the column-stochastic push shares
-``C_ij = R_k[i, j] / (δ_j + 1)`` (ALGORITHMS.md), init ``u = x(0)``, ``v = 1``,
+``C_ij = R_k[i, j] / (δ_j + 1)`` (docs/algorithms.md), init ``u = x(0)``, ``v = 1``,
 ``y = ∇f(x(0))``; per round:
 
     u ← C (u − α y),   v ← C v,   x_new = u / v,   y ← C y + ∇f(x_new) − ∇f(x_old)

@@ -1,4 +1,4 @@
-"""The optimization protocols equal dense references of ALGORITHMS.md step by step, PULM-DGD
+"""The optimization protocols equal dense references of docs/algorithms.md step by step, PULM-DGD
 converges under packet loss where Push-DIGing does not, and divergence is reported, not a crash."""
 
 import json
@@ -53,7 +53,7 @@ def scenario(tmp_path, protocols, loss=0.15, rounds=ROUNDS):
 
 
 def reference_grad(task):
-    """∇f_i of ALGORITHMS.md in numpy, from the task's data (no netemu arithmetic)."""
+    """∇f_i of docs/algorithms.md in numpy, from the task's data (no netemu arithmetic)."""
     X, y = task.X.numpy(), task.y.numpy()
 
     def grad(x):

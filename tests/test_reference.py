@@ -1,4 +1,4 @@
-"""netemu reproduces an independent dense implementation of ALGORITHMS.md round by round."""
+"""netemu reproduces an independent dense implementation of docs/algorithms.md round by round."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ N, DIM, K, ROUNDS = 7, 3, 5, 23
 
 
 def reference(adj, x0, rounds):
-    """Dense textbook versions of gossip, push-sum and PULM (ALGORITHMS.md), no netemu code."""
+    """Dense textbook versions of gossip, push-sum and PULM (docs/algorithms.md), no netemu code."""
     n = x0.shape[0]
     xg, s, w = x0.copy(), x0.copy(), np.ones(n)
     xp, d = x0.copy(), np.eye(n)
@@ -114,7 +114,7 @@ def test_engine_states_match_reference(schedule_run):
 
 
 def test_pulm_invariant_x_equals_d_times_x0(schedule_run):
-    """PULM keeps x_i = Σ_l d_il x_l⁰ (ALGORITHMS.md invariant), also under loss."""
+    """PULM keeps x_i = Σ_l d_il x_l⁰ (docs/algorithms.md invariant), also under loss."""
     from netemu.protocol import Batch, Context
     from netemu.protocols.pulm import PULM
 

@@ -9,7 +9,7 @@ minibatch it draws) when it is made; results come back as numpy arrays in the co
 a protocol combines them with its float64 state;
 nothing is computed until some result is needed. Then every pending request is executed in *one*
 batched call of the task's model. Results are pure functions of the captured inputs, so running
-them together gives exactly what running them one by one would (DESIGN.md). Each requested row is
+them together gives exactly what running them one by one would. Each requested row is
 one local step of that node for the straggler model (``netemu.compute.timing``), and
 ``ctx.compute.late`` (bool ``[n]``, set by the runtime before ``message()``) marks the nodes whose
 steps of the current phase missed the round's broadcast and must be dropped.

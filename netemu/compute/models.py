@@ -13,7 +13,7 @@ independent, so the result for a node never depends on which other nodes share t
   hand-written backward (exact, and about 1.5× faster than autograd on the digits network).
 - ``FunctionalModel``: any ``torch.nn.Module``, through ``torch.func`` (``functional_call`` +
   ``vmap`` + ``grad``).
-- ``Logistic``: the logistic loss with the non-convex regularizer of ALGORITHMS.md (closed form).
+- ``Logistic``: the logistic loss with the non-convex regularizer of docs/algorithms.md (closed form).
 
 The flat layout of a module is ``torch.nn.utils.parameters_to_vector(module.parameters())``.
 """

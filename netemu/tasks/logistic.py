@@ -1,4 +1,4 @@
-"""Logistic regression with a non-convex regularizer (PULM paper, appendix B.3; ALGORITHMS.md).
+"""Logistic regression with a non-convex regularizer (PULM paper, appendix B.3; docs/algorithms.md).
 
 A global model ``w* ~ N(0, I_features)``, ``b* ~ N(0, 1)``; node ``i`` has its own
 ``w_i = w* + σ_h N(0, I)``, ``b_i = b* + σ_h N(0, 1)`` (``sigma_h`` sets the heterogeneity).
