@@ -65,13 +65,12 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
         target = out / label if label else out
         done.append((label, run_scenario(sc, target, progress=progress, log=log)))
         click.echo(f"  wrote {target}/")
-    if len(runs) > 1:
-        from netemu.sweep import plot_panels
+    if len(runs) > 1 and runs[0][1].output["plot"]:
+        from netemu.sweep import PANEL_METRICS, plot_panels
 
-        sc = runs[0][1]
-        for metric in ("consensus_error", "loss", "grad_norm_sq"):
-            if sc.output["plot"] and plot_panels(out / f"{metric}.png", done, metric,
-                                                 sc.name or scenario.stem):
+        title = runs[0][1].name or scenario.stem
+        for metric in PANEL_METRICS:
+            if plot_panels(out / f"{metric}.png", done, metric, title):
                 click.echo(f"wrote {out}/{metric}.png")
 
 

@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_panels(path: Path, runs: list, metric: str, title: str) -> bool:
+PANEL_METRICS = ("consensus_error", "loss", "grad_norm_sq")
+
+
+def plot_panels(path: Path, runs: list, metric: str, title: str, cap: float = 1e3) -> bool:
+    """One panel per combination; non-finite values (a diverged run) are left out and the y-axis
+    ends at ``cap`` times the largest first value, so a blown-up run does not flatten the rest."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,16 +28,25 @@ def plot_panels(path: Path, runs: list, metric: str, title: str) -> bool:
         return False
     fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), dpi=120, sharey=True,
                              squeeze=False)
+    first = []
     for ax, (label, results) in zip(axes[0], runs):
         for r in results:
             pts = [(k, m[metric]) for k, _, m in r.rows if metric in m]
+            if not pts:
+                continue
             xs, ys = zip(*pts)
             ys = np.asarray(ys, dtype=float)
-            ax.plot(xs, np.where(ys > 0, ys, np.nan), label=r.label, lw=1.5)
+            ys = np.where(np.isfinite(ys) & (ys > 0), ys, np.nan)
+            first.append(ys[0])
+            ax.plot(xs, ys, label=r.label, lw=1.5)
         ax.set_yscale("log")
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("round")
         ax.grid(True, which="both", alpha=0.3)
+    if first and np.isfinite(first).any():
+        top = float(np.nanmax(first)) * cap
+        if top < axes[0][0].get_ylim()[1]:
+            axes[0][0].set_ylim(top=top)
     axes[0][0].set_ylabel(metric.replace("_", " "))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
