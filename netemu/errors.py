@@ -25,6 +25,15 @@ class ProtocolError(NetemuError):
     """A protocol is unknown or misconfigured."""
 
 
+def require_file(path, where: str) -> None:
+    """Raise the standard error for a scenario file that is not there; ``where`` names the key."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise ScenarioError(f"{where}: no such file {path}; check the path "
+                            f"(relative paths start at the scenario's folder)")
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or a list of the valid ones."""
     choices = sorted(set(choices))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netemu.errors import ScenarioError
+from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
 
 
@@ -47,9 +47,7 @@ class Periods:
 class Trace:
     def __init__(self, n: int, path: Path, shown: str) -> None:
         where = f"[compute.availability] file = {shown!r}"
-        if not path.is_file():
-            raise ScenarioError(f"{where}: no such file {path}; check the path "
-                                f"(relative paths start at the scenario's folder)")
+        require_file(path, where)
         rows = []
         for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             text = line.split("#", 1)[0].strip()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from netemu.compute import availability
-from netemu.errors import ScenarioError
+from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
 
 _EPS = 1e-9  # relative: times are sums of many step durations
@@ -48,9 +48,7 @@ def _speeds(cfg: dict | None, n: int, seed: int, base_dir: Path) -> np.ndarray:
     shown = cfg["file"]
     path = base_dir / shown
     where = f"[compute.speeds] file = {shown!r}"
-    if not path.is_file():
-        raise ScenarioError(f"{where}: no such file {path}; check the path "
-                            f"(relative paths start at the scenario's folder)")
+    require_file(path, where)
     try:
         v = np.load(path) if path.suffix == ".npy" else np.loadtxt(path, delimiter=",", ndmin=1)
     except Exception as e:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netemu.errors import ScenarioError
+from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
 
 
@@ -19,9 +19,7 @@ def initial_values(task: dict, n: int, seed: int, base_dir: Path) -> np.ndarray:
         shown = task["x0"]
         path = base_dir / shown
         where = f"[task] x0 = {shown!r}"
-        if not path.is_file():
-            raise ScenarioError(f"{where}: no such file {path}; check the path "
-                                f"(relative paths start at the scenario's folder)")
+        require_file(path, where)
         try:
             x0 = np.load(path, allow_pickle=False)
         except Exception as e:

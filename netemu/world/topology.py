@@ -14,7 +14,7 @@ import networkx as nx
 import numpy as np
 from scipy.spatial import cKDTree
 
-from netemu.errors import ScenarioError
+from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
 
 
@@ -81,9 +81,7 @@ def latent_graph(cfg: dict, n: int, seed: int, base_dir: Path) -> nx.DiGraph:
 
 
 def _read_graph_file(path: Path, shown: str, n: int, directed: bool) -> nx.Graph:
-    if not path.is_file():
-        raise ScenarioError(f"[network] graph = {shown!r}: no such file {path}; check the path "
-                            f"(relative paths start at the scenario's folder)")
+    require_file(path, f"[network] graph = {shown!r}")
     try:
         if path.suffix == ".graphml":
             g = nx.read_graphml(path)
@@ -159,9 +157,7 @@ class ScheduleTopology:
 
     def __init__(self, n: int, path: Path, shown: str) -> None:
         where = f"[network] file = {shown!r}"
-        if not path.is_file():
-            raise ScenarioError(f"{where}: no such file {path}; check the path "
-                                f"(relative paths start at the scenario's folder)")
+        require_file(path, where)
         try:
             with np.load(path, allow_pickle=False) as z:
                 if "adjacency" not in z.files:
