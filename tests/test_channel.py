@@ -193,3 +193,42 @@ def test_live_refuses_a_sweep_with_a_clear_error(scenario_file, tmp_path):
     r = CliRunner().invoke(main, ["live", str(path), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "only 'netemu run' does" in r.output
     assert not (tmp_path / "o").exists()
+
+
+def test_separate_processes_give_identical_bytes(scenario_file, tmp_path):
+    """Radio + random waypoint + jitter, run in two processes with different hash seeds."""
+    import os
+    import subprocess
+    import sys
+
+    path = scenario_file("""
+        seed = 4
+        [network]
+        nodes = 25
+        topology = "radio"
+        range = 150.0
+        loss = 0.2
+        [network.delay]
+        latency = 0.05
+        jitter = "lognormal"
+        jitter_scale = 0.2
+        [mobility]
+        model = "random-waypoint"
+        area = [500, 500]
+        [run]
+        rounds = 25
+        [output]
+        plot = false
+        [[protocols]]
+        name = "pulm"
+        [[protocols]]
+        name = "push-sum"
+    """)
+    outs = []
+    for hs in ("1", "2"):
+        out = tmp_path / f"o{hs}"
+        subprocess.run([sys.executable, "-m", "netemu", "run", str(path), "--out", str(out)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hs}, capture_output=True)
+        outs.append((out / "metrics.csv").read_bytes())
+    assert outs[0] == outs[1]
+    assert b"push-sum" in outs[0]
