@@ -33,18 +33,16 @@ class GilbertElliottLoss:
 
     def __init__(self, cfg: dict, seed: int) -> None:
         self.c, self.seed = cfg, seed
-        self.bad: dict[int, np.ndarray] = {}
-        self._state: np.ndarray | None = None
+        self._bad = np.empty(0, dtype=np.int64)  # sorted ids (recv·n + send) of links in the bad state
 
     def lost(self, k: int, recv: np.ndarray, send: np.ndarray, n: int) -> np.ndarray:
-        if self._state is None:
-            self._state = np.zeros(n * n, dtype=bool)
         rng = stream(self.seed, "loss", k)
         idx = recv * n + send
         u = rng.random(len(idx))
-        prev = self._state[idx]
+        prev = np.isin(idx, self._bad, assume_unique=False)
         bad = np.where(prev, u >= self.c["p_bad_good"], u < self.c["p_good_bad"])
-        self._state[idx] = bad
+        # links used this round take their new state; the others keep theirs
+        self._bad = np.union1d(np.setdiff1d(self._bad, idx, assume_unique=True), idx[bad])
         p = np.where(bad, self.c["loss_bad"], self.c["loss_good"])
         return rng.random(len(idx)) < p
 
