@@ -232,3 +232,24 @@ def test_separate_processes_give_identical_bytes(scenario_file, tmp_path):
         outs.append((out / "metrics.csv").read_bytes())
     assert outs[0] == outs[1]
     assert b"push-sum" in outs[0]
+
+
+def test_delay_resolution_rounds_arrivals_up_into_shared_instants(scenario_file, tmp_path):
+    extra = "[network.delay]\nlatency = 0.1\njitter = \"exponential\"\njitter_scale = 0.3"
+    exact = scenario_file(BASE.format(extra=extra, rounds=30, trace="false"), name="a.toml")
+    coarse = scenario_file(BASE.format(extra=extra + "\nresolution = 0.05", rounds=30, trace="false"),
+                           name="b.toml")
+    a = json.loads((run(exact, tmp_path / "a") / "summary.json").read_text())["protocols"]["pulm"]
+    b = json.loads((run(coarse, tmp_path / "b") / "summary.json").read_text())["protocols"]["pulm"]
+    # at most 1 s / 0.05 s = 20 arrival instants per round, plus the round's own events
+    assert b["events"] <= 30 * (20 + 1) < a["events"]
+    # rounding up never makes a message earlier: only more can be late, the rest arrive
+    assert b["late"] >= a["late"]
+    assert a["deliveries"] + a["late"] == b["deliveries"] + b["late"]
+    from netemu.world.channel import Delay
+
+    d = Delay({"latency": 0.01, "jitter": "uniform", "jitter_scale": 0.5, "resolution": 0.1}, 1)
+    j = d.jitter_draws(0, 1000)
+    got, want = d.delays(0, j, 1000), 0.01 + j
+    assert np.all(got >= want) and np.all(got - want < 0.1 + 1e-12)
+    assert np.allclose(got / 0.1, np.round(got / 0.1))

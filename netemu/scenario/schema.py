@@ -73,6 +73,9 @@ DELAY = {
     "jitter_scale": Key("float", 0.0, lo=0, example="0.05",
                         doc="exponential: mean; uniform: maximum; lognormal: median (s)"),
     "jitter_sigma": Key("float", 0.5, lo=0, example="0.5", doc="lognormal: sigma of log-delay"),
+    "resolution": Key("float", 0.0, lo=0, example="0.001",
+                      doc="arrival times rounded up to multiples of this (s); 0: exact. Fewer, larger "
+                          "delivery batches with continuous jitter"),
 }
 
 MOBILITY = {

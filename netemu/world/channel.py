@@ -64,6 +64,7 @@ class Delay:
         self.jitter = cfg.get("jitter", "none")
         self.scale = cfg.get("jitter_scale", 0.0)
         self.sigma = cfg.get("jitter_sigma", 0.5)
+        self.resolution = cfg.get("resolution", 0.0)
         self.seed = seed
 
     def jitter_draws(self, k: int, m: int) -> np.ndarray | None:
@@ -77,7 +78,10 @@ class Delay:
         return self.scale * np.exp(self.sigma * rng.standard_normal(m))
 
     def delays(self, nbytes: int, jitter: np.ndarray | None, m: int) -> np.ndarray:
+        """Per-reception delays; with ``resolution > 0`` rounded *up* to a multiple of it, so that
+        receptions share arrival instants (fewer, larger batches; never earlier than exact)."""
         base = self.latency + (nbytes / self.bandwidth if self.bandwidth else 0.0)
-        if jitter is None:
-            return np.full(m, base)
-        return base + jitter
+        d = np.full(m, base) if jitter is None else base + jitter
+        if self.resolution > 0:
+            d = np.ceil(d / self.resolution) * self.resolution
+        return d
