@@ -36,9 +36,10 @@ def main() -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a scenario value, e.g. --set network.loss=0.3 (repeatable)")
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal)")
-def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress) -> None:
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="run a sweep's combinations in this many processes")
+def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress, jobs: int) -> None:
     """Run SCENARIO (a TOML file) in simulated time and write metrics.csv, summary.json, plots."""
-    from netemu.runner import run_scenario
     from netemu.scenario.load import load_sweep
 
     runs = load_sweep(scenario, overrides, seed)
@@ -59,12 +60,12 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
                    f"drops {r.counters['drops']:>8}  late {r.counters['late']:>6}  "
                    f"{r.wall_seconds:6.2f} s{flag}")
 
-    done = []
-    for label, sc in runs:
-        click.echo(f"{sc.name or scenario.stem}" + (f" [{label}]" if label else ""))
-        target = out / label if label else out
-        done.append((label, run_scenario(sc, target, progress=progress, log=log)))
-        click.echo(f"  wrote {target}/")
+    from netemu.sweep import run_all
+
+    def announce(label, sc, target):
+        click.echo(f"{sc.name or scenario.stem}" + (f" [{label}]" if label else "") + f" -> {target}/")
+
+    done = run_all(runs, out, jobs=jobs, progress=progress, announce=announce, log=log)
     if len(runs) > 1 and runs[0][1].output["plot"]:
         from netemu.sweep import PANEL_METRICS, plot_panels
 

@@ -11,6 +11,43 @@ from pathlib import Path
 
 import numpy as np
 
+from netemu.runner import run_scenario
+
+
+def _target(out: Path, label: str | None) -> Path:
+    return out / label if label else out
+
+
+def _run_one(sc, target: Path):
+    return run_scenario(sc, target, progress=False)
+
+
+def run_all(runs: list, out: Path, jobs: int = 1, progress=None, announce=None, log=None) -> list:
+    """Run every ``(label, scenario)`` of a sweep; ``jobs > 1`` runs combinations in parallel
+    worker processes (each combination is independent and seeded, so outputs are the same
+    bytes as a sequential run). Returns ``[(label, results)]`` in the sweep's order."""
+    announce = announce or (lambda label, sc, target: None)
+    done = []
+    if jobs <= 1 or len(runs) == 1:
+        for label, sc in runs:
+            target = _target(out, label)
+            announce(label, sc, target)
+            done.append((label, run_scenario(sc, target, progress=progress, log=log)))
+        return done
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_one, sc, _target(out, label)) for label, sc in runs]
+        for (label, sc), fut in zip(runs, futures):
+            results = fut.result()
+            announce(label, sc, _target(out, label))
+            for r in results:
+                if log:
+                    log(r)
+            done.append((label, results))
+    return done
+
 
 PANEL_METRICS = ("consensus_error", "loss", "grad_norm_sq")
 

@@ -253,3 +253,15 @@ def test_delay_resolution_rounds_arrivals_up_into_shared_instants(scenario_file,
     got, want = d.delays(0, j, 1000), 0.01 + j
     assert np.all(got >= want) and np.all(got - want < 0.1 + 1e-12)
     assert np.allclose(got / 0.1, np.round(got / 0.1))
+
+
+def test_parallel_sweep_writes_the_same_bytes(scenario_file, tmp_path):
+    text = BASE.format(extra="", rounds=20, trace="false").replace(
+        "seed = 11", 'seed = 11\nsweep = { "network.loss" = [0.0, 0.3] }')
+    path = scenario_file(text)
+    seq = run(path, tmp_path / "seq")
+    par = run(path, tmp_path / "par", "--jobs", "2")
+    for label in ("network.loss=0.0", "network.loss=0.3"):
+        assert (seq / label / "metrics.csv").read_bytes() == (par / label / "metrics.csv").read_bytes()
+        assert json.loads((par / label / "summary.json").read_text())["scenario"]["network"]["loss"] == \
+            float(label.split("=")[1])
