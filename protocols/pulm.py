@@ -39,13 +39,11 @@ class PULM(Protocol):
         self.acc.add(batch)
 
     def end_round(self) -> None:
-        n = self.ctx.n
         sums, count = self.acc.take({"x": self.x, "d": self.d})
         x_t = mixing.pull_average(self.x, sums["x"], count)
         d_t = mixing.pull_average(self.d, sums["d"], count)
-        idx = np.arange(n)
-        self.x = x_t + (1.0 / n - d_t[idx, idx])[:, None] * self.x0
-        d_t[idx, idx] = 1.0 / n
+        gap = mixing.memory_step(d_t)  # d̃_ii − 1/n, and d_ii ← 1/n
+        self.x = x_t - gap[:, None] * self.x0
         self.d = d_t
 
     def estimate(self) -> np.ndarray:
