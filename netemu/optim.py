@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from netemu.errors import ProtocolError
 from netemu.protocol import Protocol
-from netemu.scenario.spec import Key
+from netemu.params import Key
 
 STEP_SIZE = {
     "lr": Key("float", 0.05, lo=0, lo_open=True, example="0.05", doc="step size α (learning rate), > 0"),

@@ -14,7 +14,7 @@ Life of a round-based protocol, per round ``k`` (``ctx.round``):
 3. ``end_round()`` applies the update. ``estimate()`` gives each node's current value ``[n, dim]``
    for the metrics.
 
-Parameters are declared in ``params`` (name → ``netemu.scenario.spec.Key``) and validated before
+Parameters are declared in ``params`` (name → ``netemu.params.Key``) and validated before
 any run starts.
 """
 

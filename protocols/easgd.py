@@ -22,7 +22,7 @@ import numpy as np
 from netemu.errors import ProtocolError
 from netemu.optim import OptProtocol
 from netemu.protocol import Accumulator, Batch
-from netemu.scenario.spec import Key
+from netemu.params import Key
 
 
 class EASGD(OptProtocol):

@@ -32,7 +32,7 @@ import numpy as np
 from netemu import mixing
 from netemu.optim import OptProtocol
 from netemu.protocol import Accumulator, Batch
-from netemu.scenario.spec import Key
+from netemu.params import Key
 
 
 class LocalSGD(OptProtocol):

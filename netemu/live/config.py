@@ -21,7 +21,7 @@ from netemu.live import messages as M
 from netemu.live.external import estimator
 from netemu.protocol import Context
 from netemu.scenario import schema as S
-from netemu.scenario.spec import check_table, check_value
+from netemu.params import check_table, check_value
 
 
 def settings(sc) -> dict:

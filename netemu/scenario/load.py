@@ -18,7 +18,7 @@ except ModuleNotFoundError:  # Python 3.10
 from netemu import registry
 from netemu.errors import NetemuError, ScenarioError
 from netemu.scenario import schema as S
-from netemu.scenario.spec import check_table
+from netemu.params import check_table
 
 
 @dataclass

@@ -6,7 +6,7 @@ declared by each protocol class (``Protocol.params``) and checked against the re
 
 from __future__ import annotations
 
-from netemu.scenario.spec import REQUIRED, Key
+from netemu.params import REQUIRED, Key
 
 TOP = {
     "seed": Key("int", 0, lo=0, doc="master seed; every random stream derives from it", example="1"),

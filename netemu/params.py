@@ -1,0 +1,141 @@
+"""Parameter declarations (`Key`) and their checks: types, ranges, choices, defaults.
+
+Each table is a mapping ``key -> Key``. ``check_table`` returns a new dict with defaults filled
+in, or raises ``ScenarioError`` with one line naming the file, the table and key, the bad value
+and the fix. Unknown keys get a "did you mean" suggestion.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from netemu.errors import ScenarioError, did_you_mean
+
+REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of a table.
+
+    ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``pair`` (two floats), ``ints``
+    (a list of ints), ``table`` (left to the caller), ``any``. ``lo``/``hi`` bound numbers
+    (``lo_open`` makes the lower bound strict), ``choices`` restricts strings.
+    """
+
+    kind: str
+    default: Any = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: Sequence[str] | None = None
+    doc: str = ""
+    example: str = ""
+    nullable: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _where(source: str, table: str, key: str) -> str:
+    head = f"{source}: " if source else ""
+    return f"{head}[{table}] {key}" if table else f"{head}{key}"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    return str(v).replace("True", "true").replace("False", "false")
+
+
+def check_value(value: Any, spec: Key, where: str) -> Any:
+    """Check one value against its ``Key``; return it normalised (ints to floats where needed)."""
+    if value is None and spec.nullable:
+        return None
+    k = spec.kind
+    hint = f" (e.g. {spec.example})" if spec.example else ""
+    if k == "any" or k == "table":
+        return value
+    if k == "bool":
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be true or false")
+        return value
+    if k in ("str", "path"):
+        if not isinstance(value, str) or not value:
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a non-empty string{hint}")
+        if spec.choices is not None and value not in spec.choices:
+            raise ScenarioError(f"{where} = {_fmt(value)} is not one of {', '.join(spec.choices)}"
+                                f"{did_you_mean(value, spec.choices)}")
+        return value
+    if k == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                raise ScenarioError(f"{where} = {_fmt(value)} must be a whole number{hint}")
+        _check_range(value, spec, where)
+        return value
+    if k == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a number{hint}")
+        value = float(value)
+        if math.isnan(value):
+            raise ScenarioError(f"{where} = nan must be a number{hint}")
+        _check_range(value, spec, where)
+        return value
+    if k == "pair":
+        if (not isinstance(value, list) or len(value) != 2
+                or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a list of two numbers{hint}")
+        value = [float(v) for v in value]
+        for v in value:
+            _check_range(v, spec, where, shown=value)
+        if value[0] > value[1] and spec.extra.get("ordered", False):
+            raise ScenarioError(f"{where} = {_fmt(value)} has min > max; write [min, max]")
+        return value
+    if k == "ints":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a list of whole numbers{hint}")
+        for v in value:
+            _check_range(v, spec, where, shown=value)
+        return list(value)
+    raise AssertionError(f"unknown key kind {k}")
+
+
+def _check_range(v: float, spec: Key, where: str, shown: Any = None) -> None:
+    shown = v if shown is None else shown
+    lo, hi = spec.lo, spec.hi
+    bad = (lo is not None and (v <= lo if spec.lo_open else v < lo)) or (hi is not None and v > hi)
+    if not bad:
+        return
+    if lo is not None and hi is not None:
+        rng = f"within {'(' if spec.lo_open else '['}{_fmt(lo)}, {_fmt(hi)}]"
+    elif lo is not None:
+        rng = f"{'>' if spec.lo_open else '>='} {_fmt(lo)}"
+    else:
+        rng = f"<= {_fmt(hi)}"
+    fix = f"; for example {spec.example}" if spec.example else ""
+    raise ScenarioError(f"{where} = {_fmt(shown)} is out of range: it must be {rng}{fix}")
+
+
+def check_table(data: Any, keys: Mapping[str, Key], source: str, table: str,
+                allow_extra: Sequence[str] = ()) -> dict:
+    """Validate ``data`` (a TOML table) against ``keys``; return it with defaults filled in."""
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{_where(source, '', table)} must be a table, e.g. [{table}]")
+    out: dict = {}
+    for name, value in data.items():
+        if name in allow_extra:
+            out[name] = value
+            continue
+        if name not in keys:
+            raise ScenarioError(f"{_where(source, table, name)}: unknown key"
+                                f"{did_you_mean(name, list(keys) + list(allow_extra))}")
+        out[name] = check_value(value, keys[name], _where(source, table, name))
+    for name, spec in keys.items():
+        if name not in out:
+            if spec.default is REQUIRED:
+                ex = f", e.g. {name} = {spec.example}" if spec.example else ""
+                raise ScenarioError(f"{_where(source, table, name)} is missing: add it{ex}")
+            out[name] = spec.default
+    return out
