@@ -1,10 +1,24 @@
 """The protocol API: what a protocol sees and what it implements.
 
 A protocol object holds the state of *all* nodes as arrays with the node dimension first and
-handles deliveries in batches. It never sees SimPy, asyncio or sockets: the simulated engine and
-the live runtime drive the same class through this API.
+handles deliveries in batches. It never sees SimPy, asyncio or sockets: one runtime
+(``netemu.runtime``) drives the same class in simulated time and live over UDP.
 
-Life of a round-based protocol, per round ``k`` (``ctx.round``):
+**Event protocols** (``EventProtocol``) react to events, each over a set of nodes:
+
+- ``on_start()``: once, at time 0, after ``start(x0)``;
+- ``on_message(batch)``: every delivery arriving at one instant;
+- ``on_timer(nodes, tag)``: timers set with ``ctx.set_timer`` fire;
+- ``on_compute_done(nodes, result)``: gradients asked with ``ctx.compute.grad`` are ready, at
+  each node's completion time from the straggler model;
+
+and act through the context: ``ctx.broadcast(nodes, fields)`` (a radio broadcast whose size is
+its own encoded bytes), ``ctx.send(src, dst, fields)`` (unicast over the radio, when in range),
+``ctx.set_timer(nodes, delay, tag)``, ``ctx.out_degree_now()`` (nominal out-degrees at ``ctx.now``)
+and ``ctx.compute.grad(nodes, params)``.
+
+**Round protocols** (``Protocol``) are driven by a thin round driver on the same events
+(``netemu.runtime.rounds``). Life of a round-based protocol, per round ``k`` (``ctx.round``):
 
 1. ``message()`` returns the fields every node broadcasts (arrays ``[n, …]``). ``ctx.out_degree``
    holds each sender's nominal out-degree ``δ_j`` (known from neighbour discovery, before
@@ -15,7 +29,7 @@ Life of a round-based protocol, per round ``k`` (``ctx.round``):
    for the metrics.
 
 Parameters are declared in ``params`` (name → ``netemu.params.Key``) and validated before
-any run starts.
+any run starts. ``Protocol.round_based`` tells the two kinds apart.
 """
 
 from __future__ import annotations
@@ -43,10 +57,30 @@ class Context:
     active: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     local: np.ndarray | None = None  # nodes run by this process (live mode); None: all
     compute: object | None = None  # optimization tasks: netemu.compute.handle.ComputeHandle
+    rounds: int | None = None  # the run's length in rounds (event runs: samples of ``period``)
+    runtime: object | None = field(default=None, repr=False)  # netemu.runtime.core.Runtime
 
     def rng(self, *keys: int) -> np.random.Generator:
         """A protocol-owned random stream, a pure function of the seed and ``keys``."""
         return stream(self.seed, "protocol", *keys)
+
+    # -- actions of event protocols (see the module docstring) ----------------------------------
+
+    def broadcast(self, nodes, fields: dict) -> None:
+        """Each of ``nodes`` broadcasts its row of ``fields`` (arrays ``[len(nodes), …]``) now."""
+        self.runtime.broadcast(nodes, fields)
+
+    def send(self, src, dst, fields: dict) -> None:
+        """Unicasts ``src[m] → dst[m]`` of row ``m`` of ``fields``, over the radio (when in range)."""
+        self.runtime.send(src, dst, fields)
+
+    def set_timer(self, nodes, delay, tag=None) -> None:
+        """``on_timer(nodes, tag)`` after ``delay`` seconds (one number, or one per node)."""
+        self.runtime.set_timer(nodes, delay, tag)
+
+    def out_degree_now(self) -> np.ndarray:
+        """Every node's nominal out-degree in the graph of the current period, ``[n]``."""
+        return self.runtime.net.out_degree(self.now)
 
 
 @dataclass
@@ -76,9 +110,7 @@ class Batch:
         return mixing.receiver_sum(self.receivers, self.rows, values, self.n, self._matrix)
 
 
-class Protocol:
-    """Base class: no-op defaults; subclasses override what they need."""
-
+class _Base:
     name: ClassVar[str] = ""
     paper: ClassVar[str] = ""
     params: ClassVar[dict] = {}
@@ -91,6 +123,32 @@ class Protocol:
     def start(self, x0: np.ndarray) -> None:
         """Set the initial state from the task's values ``x0`` ``[n, dim]`` (float64)."""
 
+    def estimate(self) -> np.ndarray:
+        """Each node's current value ``[n, dim]``."""
+        raise NotImplementedError
+
+
+class EventProtocol(_Base):
+    """Base class of event-driven protocols: no-op handlers; override what you need."""
+
+    round_based: ClassVar[bool] = False
+
+    def on_start(self) -> None:
+        """Time 0: set the first timers, send the first messages."""
+
+    def on_message(self, batch: "Batch") -> None:
+        """Every delivery arriving at ``ctx.now``."""
+
+    def on_timer(self, nodes: np.ndarray, tag) -> None:
+        """Timers of ``nodes`` set with ``tag`` fire at ``ctx.now``."""
+
+    def on_compute_done(self, nodes: np.ndarray, result: np.ndarray) -> None:
+        """Gradients of ``nodes`` (rows of ``result``) are ready at ``ctx.now``."""
+
+
+class Protocol(_Base):
+    """Base class of round-based protocols: no-op defaults; subclasses override what they need."""
+
     def message(self) -> dict:
         """Fields every node broadcasts this round, each an array with the node dimension first."""
         return {}
@@ -100,10 +158,6 @@ class Protocol:
 
     def end_round(self) -> None:
         """Apply the round's update."""
-
-    def estimate(self) -> np.ndarray:
-        """Each node's current value ``[n, dim]``."""
-        raise NotImplementedError
 
 
 class Accumulator:

@@ -18,7 +18,7 @@ from netemu.errors import ScenarioError
 from netemu.outputs import plot_metric, staged, write_metrics, write_summary
 from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
-from netemu.world.network import build_topology, build_trajectories
+from netemu.scenario import build
 
 # (metric, log scale) plotted for optimization runs, each against round and simulated time
 OPT_PLOTS = (("loss", True), ("grad_norm_sq", True), ("accuracy", False), ("disagreement", True))
@@ -26,8 +26,8 @@ OPT_PLOTS = (("loss", True), ("grad_norm_sq", True), ("accuracy", False), ("disa
 
 def prepare(sc):
     """Everything that reads files or can fail on user input, before anything is written."""
-    trajectories = build_trajectories(_compute_horizon(sc))
-    topology = build_topology(sc.network, sc.network["nodes"], sc.seed, sc.base_dir)
+    trajectories = build.trajectories(_compute_horizon(sc))
+    topology = build.topology(sc)
     x0 = initial_values(sc.task, sc.network["nodes"], sc.seed, sc.base_dir) \
         if sc.task["kind"] == "consensus" else None
     return trajectories, topology, x0

@@ -124,7 +124,7 @@ def test_gilbert_elliott_loss_rate_matches_stationary_chain(scenario_file, tmp_p
     # bursty: a lost reception is followed by another loss on that link far more often than 0.25
     from netemu.world.channel import GilbertElliottLoss
 
-    ge = GilbertElliottLoss({"p_good_bad": 0.1, "p_bad_good": 0.3, "loss_good": 0.0, "loss_bad": 1.0}, 1)
+    ge = GilbertElliottLoss(p_good_bad=0.1, p_bad_good=0.3, loss_good=0.0, loss_bad=1.0, seed=1)
     recv, send = np.array([0]), np.array([1])
     seq = np.array([ge.lost(k, recv, send, 2)[0] for k in range(4000)])
     after_loss = seq[1:][seq[:-1]].mean()
@@ -154,11 +154,11 @@ def test_radio_unit_disk_equals_brute_force_and_log_distance_without_shadowing()
 
 def test_latent_ring_with_disconnections_changes_nominal_degree():
     from netemu.scenario.load import from_dict
-    from netemu.world.network import Network
+    from netemu.scenario import build
 
     sc = from_dict({"network": {"nodes": 10, "topology": "latent", "graph": "ring", "disconnect": 0.5},
                     "protocols": [{"name": "pulm"}]})
-    net = Network(sc)
+    net = build.network(sc)
     degs = [net.round(k).out_degree for k in range(50)]
     assert all(d.max() <= 2 for d in degs)
     assert np.mean([d.sum() for d in degs]) == pytest.approx(10, abs=1.5)  # half of 20 links up
@@ -248,7 +248,7 @@ def test_delay_resolution_rounds_arrivals_up_into_shared_instants(scenario_file,
     assert a["deliveries"] + a["late"] == b["deliveries"] + b["late"]
     from netemu.world.channel import Delay
 
-    d = Delay({"latency": 0.01, "jitter": "uniform", "jitter_scale": 0.5, "resolution": 0.1}, 1)
+    d = Delay(latency=0.01, jitter="uniform", scale=0.5, resolution=0.1, seed=1)
     j = d.jitter_draws(0, 1000)
     got, want = d.delays(0, j, 1000), 0.01 + j
     assert np.all(got >= want) and np.all(got - want < 0.1 + 1e-12)

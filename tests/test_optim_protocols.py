@@ -18,7 +18,7 @@ from netemu.protocols.pulm_dgd import PULMDGD
 from netemu.protocols.push_diging import PushDIGing
 from netemu.runner import make_task, run_scenario
 from netemu.scenario.load import from_dict
-from netemu.world.network import Network
+from netemu.scenario import build
 
 N, K, ROUNDS, FEAT, SAMPLES, RHO = 6, 4, 12, 3, 20, 0.02
 
@@ -70,7 +70,7 @@ def reference_grad(task):
 def mixing_matrices(sc, rounds):
     """Per round: pull weights W (received set + self), push shares C (nominal out-degree), and
     the received mask R, from the same network realization the engine uses."""
-    net = Network(sc)
+    net = build.network(sc)
     out = []
     for k in range(rounds):
         rd = net.round(k)

@@ -86,31 +86,28 @@ def test_cli_metrics_match_reference_round_by_round(schedule_run, tmp_path):
 
 
 def test_engine_states_match_reference(schedule_run):
-    from netemu.engine import SimEngine
+    from netemu.engine import Observer, SimEngine
     from netemu.runner import prepare
     from netemu.scenario.load import load
+
+    class States(Observer):  # the public hook: every metrics point sees the protocol
+        def __init__(self):
+            self.states = []
+
+        def sample(self, run, k, t, proto, extra=None):
+            self.states.append(proto.estimate().copy())
 
     path, adj, x0 = schedule_run
     ref = reference(adj, x0, ROUNDS)
     for proto in ("gossip", "push-sum", "pulm"):
         sc = load(path, (f"run.rounds={ROUNDS}",))
         traj, topology, x = prepare(sc)
-        states = []
-        engine = SimEngine(sc, x, traj, topology)
-        # capture every node's estimate after each round through the round hook
-        holder = {}
-        orig = engine._record
-
-        def record(res, p, k, t, *args, _orig=orig, **kw):
-            states.append(p.estimate().copy())
-            return _orig(res, p, k, t, *args, **kw)
-
-        engine._record = record
-        engine.run_protocol({"name": proto, "label": proto})
+        obs = States()
+        SimEngine(sc, x, traj, topology, observers=(obs,)).run_protocol({"name": proto, "label": proto})
+        states = obs.states
         assert len(states) == ROUNDS + 1
         for k in range(ROUNDS + 1):
             np.testing.assert_allclose(states[k], ref[proto][k], rtol=1e-9, atol=1e-12)
-        del holder
 
 
 def test_pulm_invariant_x_equals_d_times_x0(schedule_run):

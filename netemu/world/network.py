@@ -1,21 +1,23 @@
-"""The network of a scenario: mobility, topology and channel, realized round by round.
+"""The network of a run: mobility, topology and channel, realized round by round or per message.
 
 ``Network.round(k)`` returns the nominal edges of round ``k``, which receptions are lost, and the
-jitter of each reception. It is a pure function of the scenario and seed (the Gilbert-Elliott
-chain carries state, so rounds must be asked for in order on one ``Network``); build one
-``Network`` per protocol run to give every protocol the same realization.
+jitter of each reception. It is a pure function of the seed (the Gilbert-Elliott chain carries
+state, so rounds must be asked for in order on one ``Network``); build one ``Network`` per
+protocol run to give every protocol the same realization.
+
+``Network.message(senders, seqs, t, nbytes)`` plans event-driven broadcasts: the graph is that of
+the period containing ``t`` (``k = ⌊t / period⌋``, positions at the period's start), and each
+reception's loss and jitter are keyed by ``(sender, sequence number, receiver)``.
+
+It takes plain objects; ``netemu.scenario.build`` makes them from a scenario.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-
-from netemu.rng import stream
-from netemu.world import topology as topo
-from netemu.world.channel import Delay, loss_model
 
 
 @dataclass
@@ -29,27 +31,26 @@ class Round:
     out_degree: np.ndarray
 
 
-def build_topology(net: dict, n: int, seed: int, base_dir: Path):
-    kind = net["topology"]
-    if kind == "random":
-        return topo.RandomTopology(n, net["p"], seed)
-    if kind == "latent":
-        return topo.LatentTopology(n, topo.latent_graph(net, n, seed, base_dir), net["disconnect"], seed)
-    if kind == "radio":
-        return topo.RadioTopology(n, net, seed)
-    return topo.ScheduleTopology(n, base_dir / net["file"], net["file"])
+@dataclass
+class Plan:
+    """The receptions of a set of broadcasts (or unicasts): ``recv[m]`` hears ``send[m]``'s
+    message ``msg[m]`` (an index into the senders given) after ``delay[m]`` unless ``lost[m]``."""
+
+    recv: np.ndarray
+    send: np.ndarray
+    msg: np.ndarray
+    lost: np.ndarray
+    delay: np.ndarray
 
 
 class Network:
-    def __init__(self, scenario, trajectories=None, topology=None) -> None:
-        net = scenario.network
-        self.n = net["nodes"]
-        self.seed = scenario.seed
-        self.period = scenario.run["period"]
-        self.topology = topology or build_topology(net, self.n, self.seed, scenario.base_dir)
+    def __init__(self, n: int, topology, loss, delay, period: float = 1.0, trajectories=None) -> None:
+        self.n, self.period = n, period
+        self.topology = topology
         self.trajectories = trajectories
-        self.loss = loss_model(net, self.seed)
-        self.delay = Delay(net.get("delay"), self.seed)
+        self.loss = loss
+        self.delay = delay
+        self._epoch: tuple | None = None  # (k, recv, send, bounds) of the last period asked for
 
     def positions(self, t: float) -> np.ndarray | None:
         return None if self.trajectories is None else self.trajectories.positions(t)
@@ -65,13 +66,48 @@ class Network:
         out_degree = np.bincount(send, minlength=self.n)
         return Round(k, t, recv, send, lost, jitter, out_degree)
 
+    # -- event-driven traffic -------------------------------------------------------------------
 
-def build_trajectories(scenario):
-    """Trajectories for the scenario's ``[mobility]`` over the run's horizon (radio only)."""
-    if scenario.network["topology"] != "radio":
-        return None
-    from netemu.world.mobility import build_mobility
+    def graph(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(recv, send, bounds)`` of the period containing ``t``: sender ``j``'s nominal
+        out-neighbours are ``recv[bounds[j]:bounds[j + 1]]``."""
+        k = max(0, math.floor(t / self.period + 1e-12))
+        if self._epoch is None or self._epoch[0] != k:
+            pos = self.positions(k * self.period) if self.topology.needs_positions else None
+            recv, send = self.topology.edges(k, pos)
+            bounds = np.searchsorted(send, np.arange(self.n + 1))
+            self._epoch = (k, recv, send, bounds)
+        return self._epoch[1], self._epoch[2], self._epoch[3]
 
-    horizon = scenario.run["rounds"] * scenario.run["period"] + scenario.run["period"]
-    return build_mobility(scenario.mobility, scenario.network["nodes"], horizon,
-                          stream(scenario.seed, "mobility"), scenario.base_dir)
+    def out_degree(self, t: float) -> np.ndarray:
+        bounds = self.graph(t)[2]
+        return np.diff(bounds)
+
+    def message(self, senders: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> Plan:
+        """Broadcasts of ``senders`` (their ``seqs``-th messages) at time ``t``."""
+        recv_all, _, bounds = self.graph(t)
+        lo, hi = bounds[senders], bounds[senders + 1]
+        counts = hi - lo
+        msg = np.repeat(np.arange(len(senders)), counts)
+        starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        recv = recv_all[starts + np.arange(len(msg))] if len(msg) else np.empty(0, dtype=np.int64)
+        return self._plan(recv, senders[msg], msg, seqs[msg], nbytes, msg)
+
+    def unicast(self, src: np.ndarray, dst: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> tuple[Plan, np.ndarray]:
+        """Unicasts ``src[m] → dst[m]`` over the radio; returns the plan of those in range and the
+        mask of the ones out of range (never sent)."""
+        recv_all, _, bounds = self.graph(t)
+        ok = np.zeros(len(src), dtype=bool)
+        for m, (j, i) in enumerate(zip(src.tolist(), dst.tolist())):
+            nb = recv_all[bounds[j]:bounds[j + 1]]
+            p = np.searchsorted(nb, i)
+            ok[m] = p < len(nb) and nb[p] == i
+        msg = np.flatnonzero(ok)
+        return self._plan(dst[msg], src[msg], msg, seqs[msg], nbytes, msg), ~ok
+
+    def _plan(self, recv, send, msg, seq, nbytes, index) -> Plan:
+        lost = self.loss.lost_keyed(send, seq, recv, self.n)
+        jitter = self.delay.jitter_keyed(send, seq, recv)
+        size = np.asarray(nbytes)[index] if np.ndim(nbytes) else nbytes
+        delay = self.delay.delays(size, jitter, len(recv))
+        return Plan(recv, send, msg, lost, delay)

@@ -1,0 +1,90 @@
+"""The simulated transport: transmissions become delivery events on the clock.
+
+Receptions that arrive at the same instant are *one* event handing the protocol *one* batch over
+the node dimension (that is what makes the runtime fast); a batch's rows index the fields of the
+transmission. The live transport (``netemu.live.transport``) has the same methods and moves the
+same messages over UDP instead.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netemu.protocol import Batch
+
+
+def _groups(delay: np.ndarray):
+    """Slices of equal values in the sorted ``delay``."""
+    cuts = np.flatnonzero(np.diff(delay)) + 1
+    starts = np.concatenate([[0], cuts]).tolist()
+    ends = np.concatenate([cuts, [len(delay)]]).tolist()
+    return zip(starts, ends)
+
+
+class SimTransport:
+    def attach(self, rt) -> None:
+        self.rt = rt
+
+    def begin_round(self, k: int, rd, t: float, period: float, out_degree) -> None:
+        """Round ``k`` begins at ``t`` (the live transport tells its medium and external nodes)."""
+
+    def end_round(self, k: int) -> None:
+        """Round ``k`` has ended."""
+
+    # -- round protocols: one realization per round (``Network.round``) -----------------------
+
+    def round(self, rd, fields: dict, nbytes: int, active: np.ndarray, period: float,
+              listen: np.ndarray | None = None) -> None:
+        """Broadcast round ``rd.k``'s ``fields`` from the ``active`` nodes at ``rd.time``; receptions
+        later than ``period`` are dropped as ``late`` (``listen``: who can receive at all)."""
+        rt = self.rt
+        tx = active[rd.send]
+        if listen is not None:  # receivers that are off hear nothing
+            tx &= listen[rd.recv]
+        recv, send = rd.recv[tx], rd.send[tx]
+        lost = rd.lost[tx]
+        jitter = rd.jitter[tx] if rd.jitter is not None else None
+        delay = rt.net.delay.delays(nbytes, jitter, len(recv))
+        late = ~lost & (delay > period)
+        ok = ~lost & ~late
+        rt.dropped(rd.k, rd.time, recv[lost], send[lost], "loss")
+        rt.dropped(rd.k, rd.time + period, recv[late], send[late], "late")
+        recv, send, delay = recv[ok], send[ok], delay[ok]
+        rt.res.counters["deliveries"] += len(recv)
+        if len(recv) == 0:
+            return
+        if jitter is None:  # one arrival instant for every reception
+            rt.at(rd.time + delay[0], rt.deliver, rd.time + delay[0], Batch(rt.n, recv, send, send, fields), rd.k)
+            return
+        order = np.argsort(delay, kind="stable")
+        recv, send, delay = recv[order], send[order], delay[order]
+        for a, b in _groups(delay):
+            t = rd.time + delay[a]
+            rt.at(t, rt.deliver, t, Batch(rt.n, recv[a:b], send[a:b], send[a:b], fields), rd.k)
+
+    # -- event protocols: per-message draws (``Network.message``) -----------------------------
+
+    def broadcast(self, senders, seqs, fields: dict, nbytes: int, t: float) -> None:
+        self._schedule(self.rt.net.message(senders, seqs, t, nbytes), fields, t)
+
+    def unicast(self, src, dst, seqs, fields: dict, nbytes: int, t: float) -> None:
+        plan, out = self.rt.net.unicast(src, dst, seqs, t, nbytes)
+        if out.any():
+            self.rt.dropped(self.rt.k, t, dst[out], src[out], "range")
+        self._schedule(plan, fields, t)
+
+    def _schedule(self, plan, fields: dict, t: float) -> None:
+        rt = self.rt
+        lost = plan.lost
+        if lost.any():
+            rt.dropped(rt.k, t, plan.recv[lost], plan.send[lost], "loss")
+        ok = ~lost
+        recv, send, msg, delay = plan.recv[ok], plan.send[ok], plan.msg[ok], plan.delay[ok]
+        rt.res.counters["deliveries"] += len(recv)
+        if len(recv) == 0:
+            return
+        order = np.argsort(delay, kind="stable")
+        recv, send, msg, delay = recv[order], send[order], msg[order], delay[order]
+        for a, b in _groups(delay):
+            ta = t + delay[a]
+            rt.at(ta, rt.deliver, ta, Batch(rt.n, recv[a:b], send[a:b], msg[a:b], fields))

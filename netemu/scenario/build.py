@@ -1,0 +1,59 @@
+"""The one translation of scenario tables into objects: topology, channel, network, mobility,
+compute clock. Everything below this layer takes plain arguments."""
+
+from __future__ import annotations
+
+from netemu.rng import stream
+from netemu.world import topology as topo
+from netemu.world.channel import Delay, GilbertElliottLoss, IndependentLoss
+from netemu.world.network import Network
+
+
+def topology(sc):
+    net, n, seed, base_dir = sc.network, sc.network["nodes"], sc.seed, sc.base_dir
+    kind = net["topology"]
+    if kind == "random":
+        return topo.RandomTopology(n, net["p"], seed)
+    if kind == "latent":
+        return topo.LatentTopology(n, topo.latent_graph(net, n, seed, base_dir), net["disconnect"], seed)
+    if kind == "radio":
+        return topo.RadioTopology(n, net, seed)
+    return topo.ScheduleTopology(n, base_dir / net["file"], net["file"])
+
+
+def loss(sc):
+    lm = sc.network.get("loss_model")
+    if lm and lm["kind"] == "gilbert-elliott":
+        return GilbertElliottLoss(lm["p_good_bad"], lm["p_bad_good"], lm["loss_good"], lm["loss_bad"], sc.seed)
+    return IndependentLoss(sc.network["loss"], sc.seed)
+
+
+def delay(sc) -> Delay:
+    d = sc.network.get("delay") or {}
+    return Delay(latency=d.get("latency", 0.0), bandwidth=d.get("bandwidth"), jitter=d.get("jitter", "none"),
+                 scale=d.get("jitter_scale", 0.0), sigma=d.get("jitter_sigma", 0.5),
+                 resolution=d.get("resolution", 0.0), seed=sc.seed)
+
+
+def network(sc, trajectories=None, topology_=None) -> Network:
+    """A fresh ``Network`` (one per protocol run: the Gilbert-Elliott chain carries state)."""
+    return Network(sc.network["nodes"], topology_ or topology(sc), loss(sc), delay(sc),
+                   sc.run["period"], trajectories)
+
+
+def trajectories(sc, horizon: float | None = None):
+    """Trajectories for the scenario's ``[mobility]`` over the run (radio topologies only)."""
+    if sc.network["topology"] != "radio":
+        return None
+    from netemu.world.mobility import build_mobility
+
+    if horizon is None:
+        horizon = sc.run["rounds"] * sc.run["period"] + sc.run["period"]
+    return build_mobility(sc.mobility, sc.network["nodes"], horizon, stream(sc.seed, "mobility"), sc.base_dir)
+
+
+def clock(sc):
+    """The compute clock (step times, stragglers, availability) of an optimization scenario."""
+    from netemu.compute.timing import Clock
+
+    return Clock(sc.compute or {}, sc.network["nodes"], sc.seed, sc.base_dir)
