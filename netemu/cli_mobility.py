@@ -96,12 +96,16 @@ def positions(trace: Path, times: list[float], fmt: str, strict: bool) -> None:
               help="random-waypoint: pause range, s")
 @click.option("--interval", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
               help="random-walk: seconds between direction changes")
+@click.option("--stationary/--no-stationary", default=True, show_default=True,
+              help="random-waypoint: start in the stationary distribution (--no-stationary: "
+                   "uniform positions and speeds, as before)")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="ns-2 movement file to write (e.g. swarm.ns_movements)")
 def generate(model: str, nodes: int, area: list, duration: float, seed: int, speed: list,
-             pause: list, interval: float, out: Path) -> None:
+             pause: list, interval: float, stationary: bool, out: Path) -> None:
     """Draw a mobility model and write it as an ns-2 movement file."""
-    cfg = {"model": model, "area": area, "speed": speed, "pause": pause, "interval": interval}
+    cfg = {"model": model, "area": area, "speed": speed, "pause": pause, "interval": interval,
+           "stationary": stationary}
     traj = build_mobility(cfg, nodes, duration, stream(seed, "mobility"), Path.cwd())
     write_ns2(traj, out)
     click.echo(f"wrote {out}: {nodes} nodes, {model}, {duration:g} s")

@@ -92,6 +92,8 @@ MOBILITY = {
     "file": Key("path", None, nullable=True, doc="trace: movement file"),
     "format": Key("str", "auto", choices=("auto", "ns2", "one", "bonnmotion", "csv")),
     "strict": Key("bool", False, doc="trace: malformed lines are errors instead of warnings"),
+    "stationary": Key("bool", True, doc="random-waypoint: start in the stationary distribution "
+                                        "(false: uniform positions and speeds, which drift)"),
 }
 
 RUN = {

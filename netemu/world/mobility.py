@@ -6,9 +6,25 @@
     Nodes never move: uniform in ``area`` (from ``rng``), or read from ``positions`` (a ``.npy``
     array ``[n, 2|3]`` or a ``.csv`` with a header naming columns ``x,y[,z]``).
 ``random-waypoint``
-    Start uniform in ``area``; pick a uniform destination and a speed uniform in ``speed``, go
-    there in a straight line, pause for a time uniform in ``pause``, repeat (BonnMotion's order:
-    move first, then pause). Waypoints are drawn until ``horizon`` is passed.
+    Pick a uniform destination and a speed uniform in ``speed``, go there in a straight line,
+    pause for a time uniform in ``pause``, repeat (BonnMotion's order: move first, then pause).
+    Waypoints are drawn until ``horizon`` is passed. With ``stationary = true`` (the default)
+    every node starts in the model's stationary distribution (perfect simulation: Navidi and
+    Camp 2004; Le Boudec and Vojnović's random trip 2005; ns-3's
+    ``SteadyStateRandomWaypointMobilityModel``), so that the spatial density and the mean speed
+    do not drift with time (Yoon, Liu and Noble, "Random waypoint considered harmful", 2003):
+
+    - paused with probability ``E[T] / (E[T] + E[L] E[1/V])`` (``E[L]``: the mean distance
+      between two uniform points of the area, in closed form; ``E[1/V] = ln(v_max/v_min) /
+      (v_max - v_min)``), at a uniform point, for a remaining pause drawn from the residual-life
+      density ``∝ P(T > t)``;
+    - otherwise on a leg ``(P1, P2)`` drawn with density ``∝ |P2 - P1|`` (rejection), at
+      ``P1 + U (P2 - P1)``, heading to ``P2`` at speed ``v_min (v_max/v_min)^U'`` (the
+      time-weighted density ``∝ 1/v``); on arrival it pauses as usual.
+
+    ``stationary = false`` starts uniform in ``area``, at the start of a leg (the old behaviour,
+    with the same draws), which is out of equilibrium: nodes drift towards the centre and slow
+    down over the first legs.
 ``random-walk``
     Start uniform in ``area``; every ``interval`` seconds draw a direction uniform in [0, 2π) and
     a speed uniform in ``speed``; bounce off the area's edges like light off a mirror. The walk
@@ -38,7 +54,8 @@ from netemu.world.trajectory import Trajectories
 MAX_WAYPOINTS = 20_000_000  # a guard against an area so small that legs take no time
 MODELS = ("static", "random-waypoint", "random-walk", "trace")
 DEFAULTS = {"model": "static", "area": [1000.0, 1000.0], "positions": None, "speed": [1.0, 5.0],
-            "pause": [0.0, 10.0], "interval": 10.0, "file": None, "format": "auto", "strict": False}
+            "pause": [0.0, 10.0], "interval": 10.0, "file": None, "format": "auto", "strict": False,
+            "stationary": True}
 
 
 def build_mobility(cfg: dict, n: int, horizon: float, rng: np.random.Generator,
@@ -61,11 +78,16 @@ def build_mobility(cfg: dict, n: int, horizon: float, rng: np.random.Generator,
         return Trajectories([[0.0]] * n, list(pts[:, None, :]), list(range(n)))
     speed = _pair(c, "speed", ordered=True)
     if model == "random-waypoint":
+        stationary = c["stationary"]
+        if not isinstance(stationary, bool):
+            raise ScenarioError(f"[mobility] stationary = {_show(stationary)} must be true or false")
         if speed[0] <= 0:
+            why = ("a node drawn at speed 0 never arrives, and stationary = true needs "
+                   "E[1/V] < inf" if stationary else "a node drawn at speed 0 never arrives")
             raise ScenarioError(f"[mobility] speed = {_show(c['speed'])}: random-waypoint needs a "
-                                f"minimum speed > 0 (a node drawn at speed 0 never arrives); "
-                                f"e.g. speed = [1, 5]")
-        return random_waypoint(n, area, speed, _pair(c, "pause", ordered=True), horizon, rng)
+                                f"minimum speed > 0 ({why}); e.g. speed = [1, 5]")
+        return random_waypoint(n, area, speed, _pair(c, "pause", ordered=True), horizon, rng,
+                               stationary)
     interval = c["interval"]
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
         raise ScenarioError(f"[mobility] interval = {_show(interval)} must be a number of seconds > 0")
@@ -73,11 +95,14 @@ def build_mobility(cfg: dict, n: int, horizon: float, rng: np.random.Generator,
 
 
 def random_waypoint(n: int, area: np.ndarray, speed: np.ndarray, pause: np.ndarray,
-                    horizon: float, rng: np.random.Generator) -> Trajectories:
+                    horizon: float, rng: np.random.Generator, stationary: bool = True) -> Trajectories:
     """Random waypoint (see the module doc): breakpoints at every arrival and end of pause."""
-    pos = rng.uniform(size=(n, 2)) * area
-    t = np.zeros(n)
-    rows = [(np.arange(n), t.copy(), pos.copy())]  # (node, time, position) batches
+    if stationary:
+        t, pos, rows = _stationary_start(n, area, speed, pause, rng)
+    else:
+        pos = rng.uniform(size=(n, 2)) * area
+        t = np.zeros(n)
+        rows = [(np.arange(n), t.copy(), pos.copy())]  # (node, time, position) batches
     legs = 0
     while True:
         active = np.flatnonzero(t < horizon)
@@ -99,6 +124,79 @@ def random_waypoint(n: int, area: np.ndarray, speed: np.ndarray, pause: np.ndarr
         rows.append((paused, t[paused], dest[paused]))
         pos[active] = dest[active]
     return _assemble(n, rows)
+
+
+def mean_distance(area: np.ndarray) -> float:
+    """E|P2 - P1| for two independent uniform points of the ``a × b`` rectangle ``area``.
+
+    Ghosh's closed form (1951), the one ns-3 uses, with its two differences of large terms
+    rewritten without cancellation (``a³/b² − d a²/b² = −a²/(a + d)``, ``d = √(a² + b²)``), so it
+    stays accurate for very elongated areas; 0.52140543… a for an ``a × a`` square.
+    """
+    a, b = float(area[0]), float(area[1])
+    d = math.hypot(a, b)
+    return ((3 * d - a * a / (a + d) - b * b / (b + d)) / 15
+            + (b * b / a * math.asinh(a / b) + a * a / b * math.asinh(b / a)) / 6)
+
+
+def paused_probability(area: np.ndarray, speed: np.ndarray, pause: np.ndarray) -> float:
+    """Stationary share of time a random-waypoint node is paused: E[T] / (E[T] + E[L] E[1/V])."""
+    mean_pause = (pause[0] + pause[1]) / 2
+    if mean_pause == 0:
+        return 0.0
+    v0, v1 = float(speed[0]), float(speed[1])
+    inv_speed = math.log1p((v1 - v0) / v0) / (v1 - v0) if v1 > v0 else 1.0 / v0
+    return mean_pause / (mean_pause + mean_distance(area) * inv_speed)
+
+
+def _residual_pause(u: np.ndarray, pause: np.ndarray) -> np.ndarray:
+    """Inverse CDF of the residual life of ``T ~ U[a, b]`` (density ``P(T > t) / E[T]``) at ``u``.
+
+    The density is flat (``1/E[T]``) on ``[0, a]`` and falls linearly to 0 on ``[a, b]``.
+    """
+    a, b = float(pause[0]), float(pause[1])
+    s = u * (a + b) / 2  # E[T] F(t): t on the flat part, then a + ((b-a)² - (b-t)²) / (2(b-a))
+    tail = b - np.sqrt(np.maximum((b - a) ** 2 - 2 * (b - a) * (s - a), 0.0))
+    return np.where(s < a, s, tail)
+
+
+def _legs_by_length(m: int, area: np.ndarray, rng: np.random.Generator):
+    """``m`` legs (P1, P2) with density ∝ |P2 − P1|: uniform pairs, each kept with probability
+    |P2 − P1| / diagonal, redrawn in rounds over the rejected ones (about 3 rounds on average)."""
+    p1, p2 = np.empty((m, 2)), np.empty((m, 2))
+    diag = math.hypot(area[0], area[1])
+    todo = np.arange(m)
+    while todo.size:
+        a = rng.uniform(size=(todo.size, 2)) * area
+        b = rng.uniform(size=(todo.size, 2)) * area
+        keep = rng.uniform(size=todo.size) * diag < np.hypot(*(b - a).T)
+        p1[todo[keep]], p2[todo[keep]] = a[keep], b[keep]
+        todo = todo[~keep]
+    return p1, p2
+
+
+def _stationary_start(n: int, area: np.ndarray, speed: np.ndarray, pause: np.ndarray,
+                      rng: np.random.Generator):
+    """Random waypoint's stationary state at t = 0 (see the module doc), up to the end of each
+    node's first pause: returns (time of that end, position there, breakpoint batches)."""
+    paused = rng.uniform(size=n) < paused_probability(area, speed, pause)
+    still, moving = np.flatnonzero(paused), np.flatnonzero(~paused)
+    spot = rng.uniform(size=(still.size, 2)) * area
+    left = _residual_pause(rng.uniform(size=still.size), pause)
+    p1, p2 = _legs_by_length(moving.size, area, rng)
+    here = p1 + rng.uniform(size=moving.size)[:, None] * (p2 - p1)
+    v = speed[0] * (speed[1] / speed[0]) ** rng.uniform(size=moving.size)
+    rest = rng.uniform(pause[0], pause[1], size=moving.size)
+    arrive = np.hypot(*(p2 - here).T) / v
+    pos, t = np.empty((n, 2)), np.empty(n)
+    pos[still], pos[moving] = spot, here
+    rows = [(np.arange(n), np.zeros(n), pos.copy())]  # (node, time, position) batches
+    rows.append((still[left > 0], left[left > 0], spot[left > 0]))
+    rows.append((moving, arrive, p2))
+    rows.append((moving[rest > 0], (arrive + rest)[rest > 0], p2[rest > 0]))
+    pos[still], pos[moving] = spot, p2
+    t[still], t[moving] = left, arrive + rest
+    return t, pos, rows
 
 
 def random_walk(n: int, area: np.ndarray, speed: np.ndarray, interval: float, horizon: float,
