@@ -53,6 +53,7 @@ def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observe
                  (recorder, *observers), period=period, rounds=rounds)
     ctx = rt.ctx
     ctx.local = local
+    ctx.speed = build.speeds(sc)
     cclock = rt.compute_clock = None
     if task is not None:
         from netemu.compute.handle import ComputeHandle

@@ -49,3 +49,21 @@ def memory_step(d_t: np.ndarray) -> np.ndarray:
     gap = d_t[idx, idx] - 1.0 / n
     d_t[idx, idx] = 1.0 / n
     return gap
+
+
+def sequential_convex(own: np.ndarray, receivers: np.ndarray, senders: np.ndarray, values: np.ndarray,
+                      gamma: float) -> np.ndarray:
+    """``x_j ← γ x_j + (1 − γ) v`` applied at every receiver ``j`` for each value ``v`` it got, in
+    sender order: with ``m`` values ``v_0 … v_{m−1}``, ``x_j ← γ^m x_j + (1 − γ) Σ_l γ^(m−1−l) v_l``.
+    ``values[m]`` is the value delivered by ``senders[m]`` to ``receivers[m]``; returns the new
+    ``own`` (a copy), vectorized over all deliveries."""
+    n = own.shape[0]
+    order = np.lexsort((senders, receivers))
+    r, v = receivers[order], values[order]
+    count = np.bincount(r, minlength=n)
+    pos = np.arange(len(r)) - np.searchsorted(r, r)  # rank within the receiver's group
+    weight = (1.0 - gamma) * gamma ** (count[r] - 1 - pos)
+    shape = (-1,) + (1,) * (own.ndim - 1)
+    out = own * (gamma ** count).reshape(shape)
+    np.add.at(out, r, v * weight.reshape(shape))
+    return out

@@ -58,6 +58,7 @@ class Context:
     local: np.ndarray | None = None  # nodes run by this process (live mode); None: all
     compute: object | None = None  # optimization tasks: netemu.compute.handle.ComputeHandle
     rounds: int | None = None  # the run's length in rounds (event runs: samples of ``period``)
+    speed: np.ndarray | None = None  # per-node clock speed factors (1: nominal), from [compute]
     runtime: object | None = field(default=None, repr=False)  # netemu.runtime.core.Runtime
 
     def rng(self, *keys: int) -> np.random.Generator:

@@ -24,6 +24,8 @@ BUILTIN = {
     "pulm-dgd": "netemu.protocols.pulm_dgd:PULMDGD",
     "local-sgd": "netemu.protocols.local_sgd:LocalSGD",
     "easgd": "netemu.protocols.easgd:EASGD",
+    "broadcast-gossip": "netemu.protocols.broadcast_gossip:BroadcastGossip",
+    "async-push-sum": "netemu.protocols.async_push_sum:AsyncPushSum",
 }
 
 GROUP = "netemu.protocols"

@@ -3,6 +3,8 @@ compute clock. Everything below this layer takes plain arguments."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from netemu.rng import stream
 from netemu.world import topology as topo
 from netemu.world.channel import Delay, GilbertElliottLoss, IndependentLoss
@@ -57,3 +59,17 @@ def clock(sc):
     from netemu.compute.timing import Clock
 
     return Clock(sc.compute or {}, sc.network["nodes"], sc.seed, sc.base_dir)
+
+
+def speeds(sc):
+    """Per-node speed factors from ``[compute]`` (``speeds``, and persistent ``stragglers`` slowed
+    by their ``slowdown``): the clock rates of event protocols. ``None`` without ``[compute]``."""
+    if not sc.compute:
+        return None
+    from netemu.compute.timing import StepTimes
+
+    times = StepTimes(sc.compute, sc.network["nodes"], sc.seed, sc.base_dir)
+    speed = times.speed.copy()
+    if times.persistent:
+        speed = speed / np.where(times.slow_nodes, times.slowdown, 1.0)
+    return speed
