@@ -69,7 +69,7 @@ def test_positions_jump_later_wins_and_validation():
 # models
 # ---------------------------------------------------------------------------------------------
 
-RWP = {"model": "random-waypoint", "area": [300, 200], "speed": [2, 6], "pause": [1, 3]}
+RWP = {"model": "random-waypoint", "area": [300, 200], "speed": [2, 6], "pause": [1, 3], "stationary": False}
 WALK = {"model": "random-walk", "area": [50, 30], "speed": [1, 8], "interval": 7.0}
 
 
