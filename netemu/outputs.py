@@ -114,3 +114,22 @@ def plot_metric(path: Path, results, metric: str, title: str, x: str = "round", 
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+# plotted on a linear scale; every other metric on a log scale
+LINEAR_METRICS = ("accuracy", "stragglers", "offline")
+
+
+def opt_plots(task_cfg: dict, output_cfg: dict) -> list[tuple[str, bool]]:
+    """The ``(metric, log scale)`` pairs to plot for an optimization run: ``loss``,
+    ``grad_norm_sq``, ``accuracy`` (not for ``quadratic``, which has none), ``disagreement``; for a
+    convex task (``netemu.tasks.is_convex``) ``opt_gap`` and ``dist_opt``; then the ``[output]
+    metrics`` not already there, in their order."""
+    from netemu.tasks import is_convex
+
+    names = ["loss", "grad_norm_sq"] + ([] if task_cfg.get("kind") == "quadratic" else ["accuracy"])
+    names.append("disagreement")
+    if is_convex(task_cfg):
+        names += ["opt_gap", "dist_opt"]
+    names += [m for m in output_cfg.get("metrics") or () if m not in names]
+    return [(m, m not in LINEAR_METRICS) for m in names]

@@ -21,8 +21,9 @@ class Key:
     """One key of a table.
 
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``pair`` (two floats), ``ints``
-    (a list of ints), ``table`` (left to the caller), ``any``. ``lo``/``hi`` bound numbers
-    (``lo_open`` makes the lower bound strict), ``choices`` restricts strings.
+    (a list of ints), ``strs`` (a list of non-empty strings), ``table`` (left to the caller),
+    ``any``. ``lo``/``hi`` bound numbers (``lo_open`` makes the lower bound strict), ``choices``
+    restricts strings (each entry of ``strs``).
     """
 
     kind: str
@@ -46,6 +47,11 @@ def _fmt(v: Any) -> str:
     if isinstance(v, str):
         return repr(v)
     return str(v).replace("True", "true").replace("False", "false")
+
+
+def fmt_strs(values: Sequence[str]) -> str:
+    """A list of strings as TOML writes it: ``["a", "b"]``."""
+    return "[" + ", ".join('"' + v.replace('\\', '\\\\').replace('"', '\\"') + '"' for v in values) + "]"
 
 
 def check_value(value: Any, spec: Key, where: str) -> Any:
@@ -98,6 +104,14 @@ def check_value(value: Any, spec: Key, where: str) -> Any:
             raise ScenarioError(f"{where} = {_fmt(value)} must be a list of whole numbers{hint}")
         for v in value:
             _check_range(v, spec, where, shown=value)
+        return list(value)
+    if k == "strs":
+        if not isinstance(value, list) or any(not isinstance(v, str) or not v for v in value):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a list of non-empty strings{hint}")
+        for v in value:
+            if spec.choices is not None and v not in spec.choices:
+                raise ScenarioError(f"{where} = {fmt_strs(value)}: {v!r} is not one of "
+                                    f"{', '.join(spec.choices)}{did_you_mean(v, spec.choices)}")
         return list(value)
     raise AssertionError(f"unknown key kind {k}")
 

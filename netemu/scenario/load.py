@@ -161,6 +161,7 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
         raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
     task = check_task_keys(task, top["task"] or {}, source)
     check_task_protocols(task, protocols, source)
+    check_output_metrics(output, task, source)
     top["compute"] = check_compute(top["compute"], task, source)
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
@@ -213,9 +214,37 @@ def check_protocols(entries: object, source: str) -> list[dict]:
     return out
 
 
-OPTIMIZATION_TASKS = ("logistic", "digits", "custom")
-TASK_KEYS = {"consensus": ("dim", "x0"), "logistic": ("samples", "features", "sigma_h", "rho", "batch"),
+OPTIMIZATION_TASKS = ("logistic", "quadratic", "digits", "custom")
+TASK_KEYS = {"consensus": ("dim", "x0"),
+             "logistic": ("samples", "features", "sigma_h", "rho", "l2", "batch"),
+             "quadratic": ("samples", "features", "sigma_h", "batch"),
              "digits": ("model", "hidden", "split", "test_fraction", "batch"), "custom": ()}
+
+
+def check_output_metrics(output: dict, task: dict, source: str) -> None:
+    """``[output] metrics`` names only metrics that the task records."""
+    from netemu import metrics as M
+    from netemu.params import fmt_strs
+    from netemu.tasks import is_convex
+
+    asked = output["metrics"]
+    where = f"{source}: [output] metrics = {fmt_strs(asked)}"
+    optimizing = task["kind"] in OPTIMIZATION_TASKS
+    for name in asked:
+        if name in M.CONVEX and not is_convex(task):
+            now = (f"rho = {task['rho']:g}" if task["kind"] == "logistic"
+                   else f"kind = {task['kind']!r}")
+            fix = ("set [task] rho = 0" if task["kind"] == "logistic"
+                   else "use [task] kind = \"quadratic\" or \"logistic\" with rho = 0")
+            raise ScenarioError(f"{where}: {name} needs a convex task (quadratic, or logistic with "
+                                f"rho = 0); [task] {now} is not convex; {fix}, or remove {name!r}")
+        valid = M.CONSENSUS
+        if optimizing:
+            valid = tuple(m for m in M.OPTIMIZATION if not (m == "accuracy" and task["kind"] == "quadratic"))
+            valid += M.CONVEX if is_convex(task) else ()
+        if name not in valid:
+            raise ScenarioError(f"{where}: {name} is not recorded for [task] kind = {task['kind']!r} "
+                                f"(it records {', '.join(valid)}); remove {name!r}")
 
 
 def check_task_keys(task: dict, given: dict, source: str) -> dict:

@@ -6,6 +6,7 @@ declared by each protocol class (``Protocol.params``) and checked against the re
 
 from __future__ import annotations
 
+from netemu.metrics import NAMES as METRIC_NAMES
 from netemu.params import REQUIRED, Key
 
 TOP = {
@@ -102,22 +103,28 @@ RUN = {
 }
 
 TASK = {
-    "kind": Key("str", "consensus", choices=("consensus", "logistic", "digits", "custom"),
+    "kind": Key("str", "consensus", choices=("consensus", "logistic", "quadratic", "digits", "custom"),
                 doc="what the nodes hold: values to average, or a problem to optimize "
                     "(custom: a task given from Python, see netemu.tasks.data.ModuleTask)"),
     "dim": Key("int", 1, lo=1, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
     "x0": Key("path", None, nullable=True, doc="consensus: [n, dim] .npy of initial values"),
-    "samples": Key("int", 200, lo=1, example="200", doc="logistic: training samples per node"),
-    "features": Key("int", 10, lo=1, example="10", doc="logistic: features (the model adds a bias)"),
-    "sigma_h": Key("float", 1.0, lo=0, example="1.0", doc="logistic: heterogeneity of the node models"),
-    "rho": Key("float", 0.01, lo=0, example="0.01", doc="logistic: weight of the non-convex regularizer"),
+    "samples": Key("int", 200, lo=1, example="200", doc="logistic, quadratic: training samples per node"),
+    "features": Key("int", 10, lo=1, example="10",
+                    doc="logistic, quadratic: features (the logistic model adds a bias)"),
+    "sigma_h": Key("float", 1.0, lo=0, example="1.0",
+                   doc="logistic, quadratic: heterogeneity of the node models"),
+    "rho": Key("float", 0.01, lo=0, example="0.01",
+               doc="logistic: weight of the non-convex regularizer (0: a convex task, with opt_gap)"),
+    "l2": Key("float", 0.0, lo=0, example="0.001",
+              doc="logistic: ridge term (l2/2)‖x‖², bias included; with rho = 0 strongly convex"),
     "model": Key("str", "mlp", choices=("mlp", "cnn"), doc="digits: 64-hidden-10 MLP or a small CNN"),
     "hidden": Key("int", 128, lo=1, example="128", doc="digits mlp: hidden units"),
     "split": Key("str", "iid", choices=("iid", "by-label"), doc="digits: how images are spread over nodes"),
     "test_fraction": Key("float", 0.2, lo=0, hi=1, lo_open=True, example="0.2",
                          doc="digits: share of the images held out for accuracy"),
     "batch": Key("int", None, lo=0, nullable=True, example="32",
-                 doc="samples per local step (0: the node's whole dataset); default: digits 32, logistic 0"),
+                 doc="samples per local step (0: the node's whole dataset); default: digits 32, "
+                     "logistic and quadratic 0"),
 }
 
 COMPUTE = {
@@ -171,7 +178,10 @@ AVAILABILITY = {
 OUTPUT = {
     "trace": Key("bool", False, doc="write events.msgpack (every transmission, reception and drop)"),
     "plot": Key("bool", True, doc="write consensus_error.png (optimization: loss, grad_norm_sq, accuracy "
-                                  "against round and simulated time)"),
+                                  "against round and simulated time; convex tasks: opt_gap, dist_opt too)"),
+    "metrics": Key("strs", [], choices=METRIC_NAMES, example='["dist_opt_worst"]',
+                   doc="metrics to plot beyond the defaults; opt_gap, dist_opt, dist_opt_worst need a "
+                       "convex task (quadratic, or logistic with rho = 0)"),
 }
 
 LIVE = {

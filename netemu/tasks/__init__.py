@@ -1,11 +1,22 @@
 """Tasks: what the nodes start with (and, for optimization, what they minimise).
 
 ``consensus`` (``netemu.tasks.consensus``) gives initial values only. The optimization tasks
-(``logistic``, ``digits``, or a user's ``ModuleTask``) are ``netemu.tasks.data.DataTask`` objects:
-per-node data, a batched model, and the metrics ``loss``, ``grad_norm_sq``, ``accuracy``.
+(``logistic``, ``quadratic``, ``digits``, or a user's ``ModuleTask``) are
+``netemu.tasks.data.DataTask`` objects: per-node data, a batched model, and the metrics ``loss``,
+``grad_norm_sq``, ``accuracy``; convex ones (``is_convex``) also carry an
+``netemu.tasks.optimum.Objective`` for ``opt_gap``, ``dist_opt`` and ``dist_opt_worst``.
 """
 
-OPTIMIZATION = ("logistic", "digits")
+OPTIMIZATION = ("logistic", "quadratic", "digits")
+
+
+def is_convex(cfg: dict) -> bool:
+    """Whether the task of a ``[task]`` table is convex, so that ``x*`` and ``F*`` are computed:
+    ``quadratic`` always; ``logistic`` when ``rho = 0`` (strongly convex with ``l2 > 0``; with
+    ``l2 = 0`` too, and a run whose data turn out linearly separable, so that no minimiser exists,
+    stops with an error asking for ``l2 > 0``)."""
+    kind = cfg.get("kind")
+    return kind == "quadratic" or (kind == "logistic" and cfg.get("rho", 0.01) == 0)
 
 
 def build_task(cfg: dict, n: int, seed: int, device, dtype):
@@ -14,6 +25,10 @@ def build_task(cfg: dict, n: int, seed: int, device, dtype):
         from netemu.tasks import logistic
 
         return logistic.build(cfg, n, seed, device, dtype)
+    if cfg["kind"] == "quadratic":
+        from netemu.tasks import quadratic
+
+        return quadratic.build(cfg, n, seed, device, dtype)
     if cfg["kind"] == "digits":
         from netemu.tasks import digits
 

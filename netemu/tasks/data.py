@@ -10,7 +10,9 @@ the network minimises ``F = (1/n) Σ_i f_i``. This class is also the Python API 
 - ``grads(params [m, P], sample)``: the gradients of all requested nodes in one batched call
   (numpy, in the compute dtype).
 - ``evaluate(x̄)``: ``loss = F(x̄)``, ``grad_norm_sq = ‖∇F(x̄)‖²`` (full local datasets) and, for
-  classifiers with held-out data, ``accuracy`` of ``x̄`` on it.
+  classifiers with held-out data, ``accuracy`` of ``x̄`` on it; for a convex task (one built with
+  an ``objective``, see ``netemu.tasks.optimum``) also ``opt_gap = F(x̄) − F*`` and
+  ``dist_opt = ‖x̄ − x*‖₂``, with ``x*`` solved for once, on first use (``task.optimum``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from netemu.errors import ScenarioError
 
 class DataTask:
     def __init__(self, model, X, y, sizes, test=None, batch: int = 0, init=None,
-                 device="cpu", dtype=torch.float64, kind: str = "custom", where: str = "[task]") -> None:
+                 device="cpu", dtype=torch.float64, kind: str = "custom", where: str = "[task]",
+                 objective=None) -> None:
         sizes = np.asarray(sizes, dtype=np.int64)
         empty = np.flatnonzero(sizes <= 0)
         if len(empty):
@@ -55,6 +58,18 @@ class DataTask:
             raise ValueError(f"initial vector has {len(init)} entries, the model has {self.dim}")
         self.init = init
         self.classification = bool(getattr(model, "classifier", False))
+        self.objective = objective
+
+    @property
+    def convex(self) -> bool:
+        """Whether ``x*`` is known (computed on first use): the task has an ``objective``."""
+        return self.objective is not None
+
+    @property
+    def optimum(self):
+        """``netemu.tasks.optimum.Optimum`` (``x``, ``value`` = ``F*``), solved once; None when not
+        convex."""
+        return None if self.objective is None else self.objective.optimum
 
     def x0(self) -> np.ndarray:
         """Every node starts from the same initial parameters, ``[n, P]`` float64."""
@@ -99,8 +114,13 @@ class DataTask:
         out = {"loss": float("nan"), "grad_norm_sq": float("nan")}
         if self.classification and self.test is not None:
             out["accuracy"] = float("nan")
+        if self.objective is not None:
+            out["opt_gap"] = out["dist_opt"] = float("nan")
         if not np.all(np.isfinite(xbar)):
             return out
+        if self.objective is not None:
+            x = np.asarray(xbar, dtype=np.float64)
+            out["opt_gap"], out["dist_opt"] = self.objective.gap(x), self.objective.dist(x)
         p = self._t(xbar[None, :])
         with torch.no_grad():
             loss, g = self.model.loss_grad(p, self.X[None], self.y[None], self.eval_w[None])
