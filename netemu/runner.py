@@ -117,17 +117,22 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
             bar.close()
             for o in observers:
                 o.close()
-        write_metrics(stage / "metrics.csv", results)
-        write_summary(stage / "summary.json", sc, results)
-        if sc.output["plot"]:
-            title = sc.name or Path(sc.source).stem
-            if task is None:
-                plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
-            else:
-                for metric, log_scale in OPT_PLOTS:
-                    cap = 100.0 if metric in ("loss", "grad_norm_sq") else None
-                    plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
-                    if metric != "disagreement":
-                        plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time",
-                                    log=log_scale, cap=cap)
+        write_results(stage, sc, results, task)
     return results
+
+
+def write_results(stage: Path, sc, results: list, task, suffix: str = "") -> None:
+    """metrics.csv, summary.json and the plots of a run (``netemu run`` and ``netemu live``)."""
+    write_metrics(stage / "metrics.csv", results)
+    write_summary(stage / "summary.json", sc, results)
+    if not sc.output["plot"]:
+        return
+    title = (sc.name or Path(sc.source).stem) + suffix
+    if task is None:
+        plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
+        return
+    for metric, log_scale in OPT_PLOTS:
+        cap = 100.0 if metric in ("loss", "grad_norm_sq") else None
+        plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
+        if metric != "disagreement":
+            plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time", log=log_scale, cap=cap)

@@ -42,6 +42,16 @@ def encode_transmission(src: int, rnd: int, fields: dict) -> bytes:
                          use_bin_type=True)
 
 
+def encode_event(src: int, seq: int, t: float, fields: dict, dst: int | None = None) -> bytes:
+    """msgpack bytes of node ``src``'s ``seq``-th event-driven message, sent at simulated time
+    ``t`` (``r`` is -1; ``dst`` for a unicast)."""
+    msg = {"v": VERSION, "t": "tx", "src": int(src), "r": -1, "s": int(seq), "at": float(t),
+           "f": {k: pack_array(np.asarray(v)) for k, v in fields.items()}}
+    if dst is not None:
+        msg["dst"] = int(dst)
+    return msgpack.packb(msg, use_bin_type=True)
+
+
 _size_cache: dict = {}
 
 

@@ -50,25 +50,34 @@ def with_overrides(sc, time_scale: float | None = None, port_base: int | None = 
     return dataclasses.replace(sc, live=live, run=run)
 
 
-def message_fields(cls, pcfg: dict, sc, x0: np.ndarray) -> dict:
-    """One round-0 message of protocol ``pcfg`` on a throwaway instance: its fields and shapes."""
+def message_fields(cls, pcfg: dict, sc, x0: np.ndarray, task=None) -> dict:
+    """One round-0 message of round protocol ``pcfg`` on a throwaway instance: its fields and
+    shapes (optimization protocols: on a throwaway compute handle, so no draw is spent)."""
     n = sc.network["nodes"]
     params = {k: v for k, v in pcfg.items() if k not in ("name", "label")}
     ctx = Context(n=n, seed=sc.seed, period=sc.run["period"], active=np.ones(n, dtype=bool),
-                  out_degree=np.zeros(n, dtype=np.int64))
-    proto = cls(ctx, **params)
-    proto.start(x0)
-    return {k: np.array(v, copy=True) for k, v in proto.message().items()}
+                  out_degree=np.zeros(n, dtype=np.int64), rounds=sc.run["rounds"])
+    if task is not None:
+        from netemu.compute.handle import ComputeHandle
+
+        ctx.compute = ComputeHandle(task, n, sc.seed)
+        x0 = task.x0()
+    with np.errstate(all="ignore"):
+        proto = cls(ctx, **params)
+        proto.start(x0)
+        return {k: np.array(v, copy=True) for k, v in proto.message().items()}
 
 
-def preflight(sc, live: dict, x0: np.ndarray) -> dict:
-    """Check a live run of ``sc`` can go ahead; return ``{label: message fields}``."""
+def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
+    """Check a live run of ``sc`` can go ahead; return ``{label: message fields}`` (``None`` for
+    event protocols, whose messages are checked as they are sent)."""
     where = sc.source
     n = sc.network["nodes"]
-    if x0 is None:
-        raise ScenarioError(f"{where}: [task] kind = {sc.task['kind']!r}: live mode runs consensus tasks "
-                            f"only; use 'netemu run' for this scenario")
     ext = live["external"]
+    if ext and task is not None:
+        raise ScenarioError(f"{where}: [live] external = {ext} with [task] kind = {sc.task['kind']!r}: "
+                            f"external nodes take part in consensus tasks only (their gradients are not "
+                            f"this process's to compute); remove [live] external")
     if ext and len(sc.protocols) != 1:
         raise ScenarioError(f"{where}: [live] external = {ext} needs exactly one [[protocols]] entry "
                             f"(an external process speaks one protocol); this scenario has "
@@ -83,9 +92,12 @@ def preflight(sc, live: dict, x0: np.ndarray) -> dict:
         place = f"{where}: [protocols] {p['label']!r}"
         cls = registry.get(p["name"])
         if not cls.round_based:
-            raise ScenarioError(f"{place}: protocol {p['name']!r} is not round-based; live mode runs "
-                                f"round-based protocols only (use 'netemu run' for it)")
-        fields = message_fields(cls, p, sc, x0)
+            if ext:
+                raise ScenarioError(f"{place}: protocol {p['name']!r} is event-driven; external nodes "
+                                    f"speak the round protocol of docs/wire.md only; remove [live] external")
+            out[p["label"]] = None
+            continue
+        fields = message_fields(cls, p, sc, x0, task)
         if not fields:
             raise ScenarioError(f"{place}: protocol {p['name']!r} sends no message; nothing to run live")
         size = wire.message_bytes(fields, n)

@@ -21,6 +21,7 @@ import socket
 
 import numpy as np
 
+from netemu import wire
 from netemu.live import messages as M
 
 log = logging.getLogger("netemu.live")
@@ -55,26 +56,27 @@ async def open_endpoint(loop, protocol, host: str, port: int):
 
 
 class _RoundPlan:
-    """Who receives each sender's transmission in one round, and how late.
+    """Who receives each sender's transmission in one round, and after which delay.
 
-    Without a realization (``rd = None``) it is the report step after the last round:
-    transmissions are recorded (external nodes' final state) and forwarded to no one.
+    ``t`` is the round's start in simulated seconds; ``nbytes`` the message size the simulator
+    uses for serialization delay (set when the round's transmissions go out). Without a
+    realization (``rd = None``) it is the report step after the last round: transmissions are
+    recorded (external nodes' final state) and forwarded to no one.
     """
 
-    def __init__(self, k: int, rd, n: int, end: float) -> None:
+    def __init__(self, k: int, rd, n: int, end: float, t: float = 0.0, period: float = 1.0) -> None:
         self.k, self.end, self.report = k, end, rd is None
+        self.t, self.period, self.nbytes = t, period, 0
         self.sent: set[int] = set()
         if rd is None:
-            self.recv, self.lost, self.jitter = [[] for _ in range(n)], [0] * n, None
+            self.recv, self.lost, self.jitter = [[] for _ in range(n)], [[] for _ in range(n)], None
             return
-        ok = ~rd.lost
-        recv, send = rd.recv[ok], rd.send[ok]
-        bounds = np.searchsorted(send, np.arange(n + 1)).tolist()
-        rl = recv.tolist()
-        self.recv = [rl[bounds[j]:bounds[j + 1]] for j in range(n)]
-        self.lost = np.bincount(rd.send[rd.lost], minlength=n).tolist()
-        jit = rd.jitter[ok] if rd.jitter is not None else None
-        self.jitter = None if jit is None else [jit[bounds[j]:bounds[j + 1]] for j in range(n)]
+        bounds = np.searchsorted(rd.send, np.arange(n + 1)).tolist()
+        self.recv = [rd.recv[bounds[j]:bounds[j + 1]][~rd.lost[bounds[j]:bounds[j + 1]]] for j in range(n)]
+        self.lost = [rd.recv[bounds[j]:bounds[j + 1]][rd.lost[bounds[j]:bounds[j + 1]]] for j in range(n)]
+        jit = rd.jitter
+        self.jitter = None if jit is None else [jit[bounds[j]:bounds[j + 1]][~rd.lost[bounds[j]:bounds[j + 1]]]
+                                                for j in range(n)]
 
 
 class Medium(asyncio.DatagramProtocol):
@@ -101,6 +103,8 @@ class Medium(asyncio.DatagramProtocol):
         self.prev: _RoundPlan | None = None
         self.transport = None
         self.loop = None
+        self.rt = None  # the runtime this medium serves (its network plans, observers, counters)
+        self.planned: dict = {}  # (src, round or ("s", seq), receiver) -> planned arrival time
         self.rejected = dict.fromkeys(M.REASONS, 0)
         self.stats = dict(received=0, accepted=0, bytes_accepted=0, forwarded_local=0,
                           forwarded_external=0, drops=0, late=0, late_tx=0, absent=0,
@@ -150,9 +154,10 @@ class Medium(asyncio.DatagramProtocol):
         self.addr[i] = self.dest[i] = addr
         self.local.add(i)
 
-    def begin_round(self, k: int, rd, end: float) -> None:
-        """Round ``k`` (realization ``rd`` from ``Network.round(k)``) runs until loop time ``end``."""
-        self.prev, self.plan = self.plan, _RoundPlan(k, rd, self.n, end)
+    def begin_round(self, k: int, rd, end: float, t: float = 0.0, period: float = 1.0) -> None:
+        """Round ``k`` (realization ``rd`` from ``Network.round(k)``, starting at simulated time
+        ``t``) runs until loop time ``end``."""
+        self.prev, self.plan = self.plan, _RoundPlan(k, rd, self.n, end, t, period)
 
     def begin_report(self, k: int, end: float) -> None:
         """The step after the last round ``k - 1``: record external nodes' round-``k`` state."""
@@ -191,6 +196,8 @@ class Medium(asyncio.DatagramProtocol):
         if type(r) is not int or not isinstance(f, dict):
             raise M.Rejected("malformed", "no integer 'r' or map 'f'")
         src = self._sender(msg, addr)
+        if "s" in msg:
+            return self._event_tx(msg, data, src)
         plan, now = self.plan, self.loop.time()
         if plan is not None and r == plan.k:
             late = now > plan.end  # its round has ended, the next has not begun yet
@@ -200,7 +207,7 @@ class Medium(asyncio.DatagramProtocol):
             raise M.Rejected("round")
         if src in plan.sent:
             raise M.Rejected("duplicate")
-        if not self.spec.ok(f):
+        if self.spec is not None and not self.spec.ok(f):
             raise M.Rejected("malformed", "fields do not match the protocol's message")
         plan.sent.add(src)
         st = self.stats
@@ -211,33 +218,74 @@ class Medium(asyncio.DatagramProtocol):
             return
         st["accepted"] += 1
         st["bytes_accepted"] += len(data)
-        st["drops"] += plan.lost[src]
+        rt = self.rt
+        lost = plan.lost[src]
+        st["drops"] += len(lost)
+        senders = np.full(len(lost), src, dtype=np.int64)
+        if rt is not None and len(lost):
+            rt.dropped(plan.k, plan.t, lost, senders, "loss")
         if src in self.ext.addr:
             self.ext.record(src, f, r)
+            if rt is not None:
+                rt._count_tx(np.array([src]), plan.nbytes)
+        recv = plan.recv[src]
         if late:
             st["late_tx"] += 1
-            st["late"] += len(plan.recv[src])
-        elif self.instant:
-            self._send_all(data, plan.recv[src])
-        else:
-            self._schedule(data, src, plan, now)
-
-    def _schedule(self, data: bytes, src: int, plan: _RoundPlan, now: float) -> None:
-        recv = plan.recv[src]
-        if not recv:
+            st["late"] += len(recv)
+            if rt is not None and len(recv):
+                rt.dropped(plan.k, plan.t + plan.period, recv, np.full(len(recv), src), "late")
             return
         jit = plan.jitter[src] if plan.jitter is not None else None
-        delays = self.delay.delays(len(data), jit, len(recv)) / self.scale
-        arrive = now + delays
-        on_time = arrive <= plan.end
-        self.stats["late"] += int((~on_time).sum())
-        if jit is None:  # one arrival instant for every reception of this transmission
-            if on_time[0]:
-                self.loop.call_at(arrive[0], self._send_all, data, recv)
+        delay = self.delay.delays(plan.nbytes, jit, len(recv))
+        ok = delay <= plan.period  # as the simulator: later than the round's end is late
+        if not ok.all():
+            st["late"] += int((~ok).sum())
+            if rt is not None:
+                rt.dropped(plan.k, plan.t + plan.period, recv[~ok], np.full(int((~ok).sum()), src), "late")
+        self._forward(data, src, r, recv[ok], plan.t + delay[ok])
+
+    def _event_tx(self, msg: dict, data: bytes, src: int) -> None:
+        """An event-driven message: planned by the runtime's network with per-message draws."""
+        seq, at, dst = msg.get("s"), msg.get("at"), msg.get("dst")
+        if type(seq) is not int or not isinstance(at, float) or (dst is not None and type(dst) is not int):
+            raise M.Rejected("malformed", "event tx needs integer 's', float 'at'")
+        if src not in self.local:
+            raise M.Rejected("malformed", "event messages come from local nodes only")
+        st, rt = self.stats, self.rt
+        st["accepted"] += 1
+        st["bytes_accepted"] += len(data)
+        nbytes = wire.message_bytes({k: np.asarray(M.unpack_fields({k: v})[k])[None]
+                                     for k, v in msg["f"].items()}, self.n) if msg["f"] else 0
+        one, seqs = np.array([src], dtype=np.int64), np.array([seq], dtype=np.int64)
+        if dst is None:
+            plan = rt.net.message(one, seqs, at, nbytes)
+        else:
+            if not 0 <= dst < self.n:
+                raise M.Rejected("malformed", "dst is not a node id")
+            plan, out = rt.net.unicast(one, np.array([dst], dtype=np.int64), seqs, at, nbytes)
+            if out.any():
+                rt.dropped(rt.k, at, np.array([dst]), one, "range")
+        if plan.lost.any():
+            st["drops"] += int(plan.lost.sum())
+            rt.dropped(rt.k, at, plan.recv[plan.lost], plan.send[plan.lost], "loss")
+        ok = ~plan.lost
+        self._forward(data, src, ("s", seq), plan.recv[ok], at + plan.delay[ok])
+
+    def _forward(self, data: bytes, src: int, tag, recv: np.ndarray, arrive: np.ndarray) -> None:
+        """Send copies of ``data`` to ``recv`` at the planned simulated instants ``arrive``."""
+        if not len(recv):
             return
-        for i, t, ok in zip(recv, arrive.tolist(), on_time.tolist()):
-            if ok:
-                self.loop.call_at(t, self._send_all, data, (i,))
+        for i, t in zip(recv.tolist(), arrive.tolist()):
+            self.planned[(src, tag, i)] = t
+        clock = self.rt.clock if self.rt is not None else None
+        if self.instant or clock is None:
+            self._send_all(data, recv.tolist())
+            return
+        order = np.argsort(arrive, kind="stable")
+        recv, arrive = recv[order], arrive[order]
+        cuts = np.flatnonzero(np.diff(arrive)) + 1
+        for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(arrive)]]).tolist()):
+            self.loop.call_at(clock.wall(float(arrive[a])), self._send_all, data, recv[a:b].tolist())
 
     def _send_all(self, data: bytes, receivers) -> None:
         if self.closed:

@@ -1,24 +1,23 @@
-"""The live runtime: round-based protocols in wall-clock time over real UDP datagrams.
+"""The live session: the runtime of ``netemu run`` on a wall clock, over real UDP datagrams.
 
 Per protocol of the scenario, one *session*:
 
 1. the medium (``medium.Medium``) binds ``127.0.0.1:port_base`` and every local node gets its own
    UDP socket (``port_base + 1 + i``, or ephemeral ports with ``port_base = 0``); the session then
    waits up to ``join_timeout`` for every external node's ``hello``;
-2. round ``k`` runs from wall time ``T0 + k·period/time_scale`` to ``T0 + (k+1)·period/time_scale``
-   (computed, never accumulated). At its start the network realizes the round exactly as for
-   ``netemu run`` (``Network.round(k)``: same seed, same graph, losses and jitter), external nodes get
-   a ``round`` datagram, and each local node sends its own row of the protocol's ``message()`` as one
-   datagram from its own socket. The medium forwards copies after their scaled delays;
-3. at the round's end the runtime stacks what each local node actually received in that round
-   into one ``Batch`` (rows decoded from the datagrams, one row per distinct transmission) and
-   calls ``receive`` then ``end_round``; copies of an earlier round are ``late``. Then the metrics
-   of round ``k + 1`` are recorded, their ``time`` being wall-clock seconds since ``T0``.
+2. the same runtime as ``netemu run`` (``netemu.engine.build_run``) runs the protocol, with a
+   ``WallClock`` (simulated second ``t`` at wall time ``T0 + t / time_scale``) and the
+   ``UdpTransport`` (``transport.py``) instead of the simulated clock and transport: the round
+   driver, event protocols, compute phases of optimization tasks (gradients computed by this
+   process for its local nodes), metrics and the event trace are the same code. The network
+   realization is the same (same seed, graph, losses and jitter: common random numbers);
+3. metrics are recorded at the same simulated instants as in ``netemu run``; with external nodes,
+   a round's row waits for their transmissions of that round (their state is known only from
+   their datagrams), and after the last round they are asked for a final report.
 
 One protocol object holds all local nodes' state, as in the simulator (``ctx.local`` lists them).
 An external node's row in it is never sent or shown: the others receive its own datagrams, and
-the metrics use the estimate from its latest transmission (``external.py``), one round behind the
-local rows.
+the metrics use the estimate from its latest transmission (``external.py``).
 
 Cancelling the task that runs ``run_live_async`` (Ctrl-C in the CLI) stops at the next await,
 keeps the rounds completed so far, writes the outputs and marks them ``interrupted``.
@@ -30,31 +29,32 @@ import asyncio
 import time as _time
 from pathlib import Path
 
-import msgpack
 import numpy as np
 
-from netemu import registry, wire
-from netemu.engine import RunResult
+from netemu.engine import build_run, finish, metrics_for
 from netemu.errors import NetemuError
 from netemu.live import config
 from netemu.live import messages as M
 from netemu.live.external import Externals, estimator
 from netemu.live.medium import Medium, enlarge_buffers, open_endpoint
+from netemu.live.transport import UdpTransport
 from netemu.metrics import consensus_metrics
-from netemu.outputs import plot_metric, staged, write_metrics, write_summary
-from netemu.protocol import Batch, Context
-from netemu.runner import prepare
-from netemu.world.network import Network
+from netemu.outputs import staged
+from netemu.runner import make_task, prepare, write_results
+from netemu.runtime.clock import WallClock
+from netemu.runtime.results import MetricsRecorder, RunResult
+from netemu.scenario import build
 
 HOST = "127.0.0.1"
-LEAD = 0.02  # seconds between the end of the join phase and round 0
+LEAD = 0.02  # seconds between the end of the join phase and time 0
 
 
 class LocalNode(asyncio.DatagramProtocol):
     """The socket of one local node: keeps what the medium sends it, rejects anything else."""
 
-    def __init__(self, i: int, inbox: list, medium_addr, rejected: dict) -> None:
+    def __init__(self, i: int, inbox: list, medium_addr, rejected: dict, wake) -> None:
         self.i, self.inbox, self.medium_addr, self.rejected = i, inbox, medium_addr, rejected
+        self.wake = wake
 
     def connection_made(self, transport) -> None:
         enlarge_buffers(transport)
@@ -64,41 +64,67 @@ class LocalNode(asyncio.DatagramProtocol):
             self.rejected["not_medium"] += 1
             return
         self.inbox.append((self.i, data))
+        self.wake()
 
     def error_received(self, exc) -> None:
         pass
 
 
+class LiveRecorder(MetricsRecorder):
+    """Metrics of a live run: with external nodes, a point waits until their transmissions of
+    that round are in (``flush`` records the last one after their final reports)."""
+
+    def __init__(self, metrics, ext: Externals) -> None:
+        super().__init__(metrics)
+        self.ext = ext
+        self.pending = None
+
+    def sample(self, run, k, t, proto, extra=None):
+        if not self.ext.ids:
+            return super().sample(run, k, t, proto, extra)
+        self.flush(run)
+        self.pending = (k, t, np.array(proto.estimate(), copy=True), extra)
+
+    def flush(self, run) -> None:
+        if self.pending is None:
+            return
+        k, t, est, extra = self.pending
+        self.pending = None
+        holder = type("Est", (), {"estimate": lambda _self: self.ext.apply(est)})()
+        super().sample(run, k, t, holder, extra)
+
+
 class Session:
     """One protocol's live run; ``address`` and ``medium`` are set once the medium is bound."""
 
-    def __init__(self, sc, pcfg: dict, x0: np.ndarray, fields: dict, trajectories=None,
-                 topology=None, on_listen=None) -> None:
+    def __init__(self, sc, pcfg: dict, x0, fields: dict | None, trajectories=None,
+                 topology=None, on_listen=None, task=None, observers=()) -> None:
         self.sc, self.p, self.x0, self.fields = sc, pcfg, x0, fields
         self.live = sc.live
         self.trajectories, self.topology = trajectories, topology
         self.on_listen = on_listen
+        self.task, self.observers = task, observers
         self.address = None
         self.medium: Medium | None = None
-        self.late_rx = self.delivered = self.local_received = 0
+        self.inbox: list = []
 
     async def run(self) -> RunResult:
         sc, live, loop = self.sc, self.live, asyncio.get_running_loop()
-        n, period, rounds = sc.network["nodes"], sc.run["period"], sc.run["rounds"]
+        n, rounds = sc.network["nodes"], sc.run["rounds"]
         scale = live["time_scale"]
-        res = RunResult(self.p["label"], self.p["name"])
-        res.extra = {}
         info = dict(interrupted=False, rounds_completed=0, max_start_lag=0.0)
         ext_ids = set(live["external"])
         local = np.array([i for i in range(n) if i not in ext_ids], dtype=np.int64)
-        self.spec = spec = M.FieldSpec(self.fields)
-        ext = Externals(live["external"], self.x0, self.p["name"],
-                        dict(n=n, fields=spec.describe(), period=period, time_scale=scale,
-                             max_datagram=live["max_datagram"]), estimator(self.fields))
-        net = Network(sc, self.trajectories, self.topology)
+        spec = M.FieldSpec(self.fields) if self.fields else None
+        x0 = self.x0 if self.task is None else self.task.x0()
+        ext = Externals(live["external"], x0, self.p["name"],
+                        dict(n=n, fields=spec.describe() if spec else {}, period=sc.run["period"],
+                             time_scale=scale, max_datagram=live["max_datagram"]),
+                        estimator(self.fields or {}))
+        net = build.network(sc, self.trajectories, self.topology)
         self.medium = medium = Medium(n, spec, ext, net.delay, scale, live["max_datagram"])
         transports: list = []
-        pending, why = None, "error"
+        rt, why = None, "error"
         wall = _time.perf_counter()
         try:
             await self._bind(loop, medium, local, transports)
@@ -106,46 +132,38 @@ class Session:
                 self.on_listen(self)
             await self._join(loop, ext)
             ext.started = True
-            x0 = ext.initial(self.x0)
-            target = x0.mean(axis=0)
-            params = {k: v for k, v in self.p.items() if k not in ("name", "label")}
-            ctx = Context(n=n, seed=sc.seed, period=period, active=np.ones(n, dtype=bool), local=local)
-            proto = registry.get(self.p["name"])(ctx, **params)
-            proto.start(x0)
-            # a row is finalized once the external nodes' transmissions of its round are in
-            pending = (0, 0.0, np.array(proto.estimate(), copy=True))
-            t0 = loop.time() + LEAD
+            x0 = ext.initial(x0)
             nodes = [(int(i), t) for i, t in zip(local, transports[1:])]
-            for k in range(rounds):
-                start, end = t0 + k * period / scale, t0 + (k + 1) * period / scale
-                await asyncio.sleep(max(0.0, start - loop.time()))
-                info["max_start_lag"] = max(info["max_start_lag"], loop.time() - start)
-                self._begin(k, net, ctx, ext, proto, medium, nodes, end, loop)
-                await asyncio.sleep(max(0.0, end - loop.time()))
-                await self._drain()
-                row, pending = pending, None
-                if not self._record(res, ext, target, *row):
-                    break
-                batch = self._batch(k, n)
-                if batch is not None:
-                    proto.receive(batch)
-                proto.end_round()
-                info["rounds_completed"] = k + 1
-                pending = (k + 1, loop.time() - t0, np.array(proto.estimate(), copy=True))
-            else:
-                if ext.ids:
-                    await self._final_reports(loop, medium, ext, rounds, period / scale)
+            self.transport = transport = UdpTransport(medium, self.address, nodes, self.inbox, spec, n)
+            clock = WallClock(scale, settle=transport.settle)
+            target = x0.mean(axis=0)
+            metrics = metrics_for(self.task, target) if self.task is not None else \
+                (lambda proto: consensus_metrics(proto.estimate(), target))
+            recorder = LiveRecorder(metrics, ext)
+            self.recorder = recorder
+
+            def counted():
+                info["rounds_completed"] += 1
+
+            rt = build_run(sc, self.p, x0, clock, transport, net, self.task, self.observers,
+                           on_round=counted, recorder=recorder, local=local)
+            await clock.run(loop.time() + LEAD)
+            info["max_start_lag"] = clock.max_lag
+            transport.take()
+            if ext.ids and not rt.res.diverged:
+                await self._final_reports(loop, medium, ext, rounds, sc.run["period"] / scale)
             why = "end"
         except asyncio.CancelledError:
             info["interrupted"], why = True, "interrupted"
         finally:
-            if pending is not None:
-                self._record(res, ext, target, *pending)
+            if rt is not None:
+                self.recorder.flush(rt.res)
             medium.finish(why)
             for t in transports:
                 t.close()
-            res.wall_seconds = _time.perf_counter() - wall
-            self._counters(res, medium, ext, info)
+        res = finish(rt, self.task) if rt is not None else RunResult(self.p["label"], self.p["name"])
+        res.wall_seconds = _time.perf_counter() - wall
+        self._counters(res, medium, ext, info, rt)
         return res
 
     async def _bind(self, loop, medium: Medium, local: np.ndarray, transports: list) -> None:
@@ -158,7 +176,7 @@ class Session:
             for i in local.tolist():
                 port = base + 1 + i if base else 0
                 t, _ = await loop.create_datagram_endpoint(
-                    lambda i=i: LocalNode(i, self.inbox, self.address, medium.rejected),
+                    lambda i=i: LocalNode(i, self.inbox, self.address, medium.rejected, self._wake),
                     local_addr=(HOST, port))
                 transports.append(t)
                 medium.register_local(i, t.get_extra_info("sockname")[:2])
@@ -179,7 +197,11 @@ class Session:
                               f"[live] join_timeout = {timeout:g} s; start them (e.g. python "
                               f"examples/live_client.py {port} --id {missing[0]}) or raise join_timeout")
 
-    async def _drain(self) -> None:
+    def _wake(self) -> None:
+        if self.medium is not None and self.medium.rt is not None:
+            self.medium.rt.transport.wake()
+
+    async def _drain_unused(self) -> None:
         """Let every copy already queued in the local sockets be read (one per socket per pass).
 
         Two ``sleep(0)`` make one pass of the loop's selector run before the check; a pass that
@@ -203,73 +225,23 @@ class Session:
                                              for i in ext.ids):
             await asyncio.sleep(0.001)
 
-    def _begin(self, k, net, ctx, ext, proto, medium, nodes, end, loop) -> None:
-        rd = net.round(k)
-        active = np.ones(ctx.n, dtype=bool)
-        active[list(ext.left)] = False
-        ctx.round, ctx.now, ctx.active = k, k * ctx.period, active
-        ctx.out_degree = np.where(active, rd.out_degree, 0)
-        fields = proto.message()
-        medium.begin_round(k, rd, end)
-        medium.tick(k, ctx.out_degree, max(0.0, end - loop.time()))
-        for i, t in nodes:
-            t.sendto(wire.encode_transmission(i, k, {f: v[i] for f, v in fields.items()}), self.address)
-
-    def _batch(self, k: int, n: int) -> Batch | None:
-        """What local nodes received in round ``k``, one row per distinct transmission."""
-        items = self.inbox[:]
-        del self.inbox[:]
-        self.local_received += len(items)
-        index: dict = {}
-        srcs: list = []
-        rowfields: list = []
-        recv, rows, send = [], [], []
-        for i, data in items:
-            j = index.get(data)
-            if j is None:
-                j = index[data] = self._decode(data, k, srcs, rowfields)
-            if j < 0:
-                self.late_rx += 1
-                continue
-            recv.append(i)
-            rows.append(j)
-            send.append(srcs[j])
-        self.delivered += len(recv)
-        if not recv:
-            return None
-        fields = {name: np.stack([r[name] for r in rowfields]).reshape((len(rowfields),) + shape)
-                  for name, shape in self.spec.rows.items()}
-        return Batch(n, np.array(recv, dtype=np.int64), np.array(send, dtype=np.int64),
-                     np.array(rows, dtype=np.int64), fields)
-
-    def _decode(self, data: bytes, k: int, srcs: list, rowfields: list) -> int:
-        msg = msgpack.unpackb(data, raw=False)
-        if msg["r"] != k:
-            return -1
-        srcs.append(msg["src"])
-        rowfields.append(M.unpack_fields(msg["f"]))
-        return len(rowfields) - 1
-
-    @staticmethod
-    def _record(res: RunResult, ext: Externals, target, k: int, t: float, est: np.ndarray) -> bool:
-        m = consensus_metrics(ext.apply(est), target)
-        res.rows.append((k, t, m))
-        if not all(np.isfinite(v) for v in m.values()):
-            res.diverged, res.diverged_at_round = True, k
-            return False
-        return True
-
-    def _counters(self, res: RunResult, medium: Medium, ext: Externals, info: dict) -> None:
+    def _counters(self, res: RunResult, medium: Medium, ext: Externals, info: dict, rt) -> None:
+        """Counters as ``netemu run`` keeps them, plus what only a live run has (``live``)."""
         st, c = medium.stats, res.counters
-        c.update(messages_sent=st["accepted"], bytes_sent=st["bytes_accepted"], drops=st["drops"],
-                 late=st["late"] + self.late_rx, deliveries=self.delivered + st["forwarded_external"],
-                 events=st["received"] + self.local_received)
+        tr = getattr(self, "transport", None)
+        late_rx = tr.late_rx if tr is not None else 0
+        c["deliveries"] += st["forwarded_external"]
+        c["events"] = st["received"] + (tr.received if tr is not None else 0)
+        if rt is None:
+            c.update(messages_sent=st["accepted"], bytes_sent=st["bytes_accepted"], drops=st["drops"],
+                     late=st["late"])
         res.extra = {
+            **res.extra,
             "rejected": dict(medium.rejected),
             "live": {**info, "time_scale": self.live["time_scale"],
                      "medium": "%s:%d" % self.address if self.address else None,
                      **{k: v for k, v in st.items() if k not in ("drops", "late")},
-                     "late_receptions": self.late_rx, "externals": ext.summary()},
+                     "late_receptions": late_rx, "externals": ext.summary()},
         }
 
 
@@ -283,28 +255,31 @@ async def run_live_async(sc, out: Path, on_listen=None, log=None) -> list[RunRes
     if not sc.live or "time_scale" not in sc.live:
         sc = config.with_overrides(sc)
     trajectories, topology, x0 = prepare(sc)
-    fields = config.preflight(sc, sc.live, x0)
+    task = make_task(sc)
+    fields = config.preflight(sc, sc.live, x0, task)
     results = []
-    for p in sc.protocols:
-        session = Session(sc, p, x0, fields[p["label"]], trajectories, topology, on_listen)
-        res = await session.run()
-        results.append(res)
-        if log is not None:
-            log(res)
-        if res.extra["live"]["interrupted"]:
-            break
-    write_outputs(sc, Path(out), results)
-    return results
-
-
-def write_outputs(sc, out: Path, results: list) -> None:
-    """The same files as ``netemu run``; ``metrics.csv``'s ``time`` is wall-clock seconds."""
+    out = Path(out)
     with staged(out) as stage:
-        write_metrics(stage / "metrics.csv", results)
-        write_summary(stage / "summary.json", sc, results)
-        if sc.output["plot"]:
-            title = (sc.name or Path(sc.source).stem) + " (live)"
-            plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
+        observers = []
+        if sc.output["trace"]:
+            from netemu.tracefile import TraceWriter
+
+            observers.append(TraceWriter(stage / "events.msgpack"))
+        try:
+            for p in sc.protocols:
+                session = Session(sc, p, x0, fields[p["label"]], trajectories, topology, on_listen,
+                                  task, tuple(observers))
+                res = await session.run()
+                results.append(res)
+                if log is not None:
+                    log(res)
+                if res.extra["live"]["interrupted"]:
+                    break
+        finally:
+            for o in observers:
+                o.close()
+        write_results(stage, sc, results, task, " (live)")
+    return results
 
 
 def run_live(sc, out: Path, on_listen=None, log=None) -> list[RunResult]:

@@ -150,7 +150,7 @@ class Runtime:
         k = self.k if k is None else k
         for o in self.observers:
             o.deliver(self.label, k, t, batch.receivers, batch.senders)
-        self._call("on_message", batch.receivers, self.proto.on_message, batch)
+        self._call("on_message", batch.receivers, self.proto.on_message, batch, now=t)
 
     def dropped(self, k: int, t: float, recv: np.ndarray, send: np.ndarray, why: str) -> None:
         key = "late" if why == "late" else "drops"

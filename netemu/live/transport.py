@@ -1,0 +1,171 @@
+"""The live transport: the runtime's messages as real UDP datagrams through the medium.
+
+It has the simulated transport's methods (``netemu.runtime.transport.SimTransport``), so the
+same runtime and round driver run unchanged:
+
+- a transmission is one datagram per local sender, from that node's own socket to the medium
+  (``wire.encode_transmission``); the medium (``medium.Medium``) draws who receives it exactly as
+  the simulator does and forwards verbatim copies at the planned instants, scaled to wall-clock
+  time;
+- what a local node's socket receives is decoded and handed to the runtime as batches, one per
+  planned arrival instant, ordered as the simulator orders them (by instant, sender, receiver),
+  each delivery stamped with its planned simulated time. Round protocols get their round's
+  deliveries before the round ends (``settle``, run by the wall clock before every event);
+  event protocols as soon as the loop reads them.
+
+A round's rows are gathered into one ``[n, …]`` buffer per field (row ``j`` = sender ``j``'s
+message), so per-receiver sums run over the same rows in the same order as in the simulator: a
+live run equals the simulated one bit for bit when every copy arrives in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgpack
+import numpy as np
+
+from netemu import wire
+from netemu.live import messages as M
+from netemu.protocol import Batch
+
+
+class UdpTransport:
+    def __init__(self, medium, address, nodes: list, inbox: list, spec, n: int) -> None:
+        self.medium, self.address = medium, address
+        self.nodes = nodes  # [(node id, asyncio transport)] of the local nodes
+        self.sock = {i: t for i, t in nodes}
+        self.inbox = inbox  # (receiver, datagram bytes) appended by the local sockets
+        self.spec, self.n = spec, n
+        self.k = -1
+        self.buffer: dict | None = None  # the current round's [n, …] rows, per field
+        self.late_rx = self.delivered = self.received = 0
+        self._flush_pending = False
+
+    def attach(self, rt) -> None:
+        self.rt = rt
+        self.medium.rt = rt
+
+    def wake(self) -> None:
+        """Called by a local socket on receipt: event runs deliver soon, round runs at ``settle``."""
+        round_based = getattr(self.rt.proto, "inner", None) is not None
+        if not round_based and not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_pending = False
+        self.take()
+
+    # -- round protocols -----------------------------------------------------------------------
+
+    def begin_round(self, k: int, rd, t: float, period: float, out_degree) -> None:
+        clock = self.rt.clock
+        self.k = k
+        self.buffer = {name: np.zeros((self.n,) + tuple(shape), dtype=np.dtype(dt))
+                       for name, (dt, shape, _) in self.spec.spec.items()} if self.spec else {}
+        end = clock.wall(t + period)
+        self.medium.begin_round(k, rd, end, t, period)
+        loop = asyncio.get_running_loop()
+        self.medium.tick(k, out_degree, max(0.0, end - loop.time()))
+
+    def round(self, rd, fields: dict, nbytes: int, active: np.ndarray, period: float, listen=None) -> None:
+        self.medium.plan.nbytes = nbytes
+        for i, t in self.nodes:
+            if active[i]:
+                t.sendto(wire.encode_transmission(i, rd.k, {f: v[i] for f, v in fields.items()}), self.address)
+
+    def end_round(self, k: int) -> None:
+        pass
+
+    # -- event protocols -----------------------------------------------------------------------
+
+    def broadcast(self, senders, seqs, fields: dict, nbytes: int, t: float) -> None:
+        self._send(senders, seqs, None, fields, nbytes, t)
+
+    def unicast(self, src, dst, seqs, fields: dict, nbytes: int, t: float) -> None:
+        self._send(src, seqs, dst, fields, nbytes, t)
+
+    def _send(self, senders, seqs, dst, fields, nbytes, t) -> None:
+        for m, (j, s) in enumerate(zip(senders.tolist(), seqs.tolist())):
+            sock = self.sock.get(j)
+            if sock is None:  # not a local node: it is not this process's to send
+                continue
+            data = wire.encode_event(j, s, t, {f: v[m] for f, v in fields.items()},
+                                     None if dst is None else int(dst[m]))
+            sock.sendto(data, self.address)
+
+    # -- receptions ----------------------------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Let every datagram already queued in the local sockets be read, then deliver them."""
+        for _ in range(10_000):
+            before = len(self.inbox)
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            if len(self.inbox) == before:
+                break
+        self.take()
+
+    def take(self) -> None:
+        """Deliver what the local sockets received, one batch per planned instant."""
+        if not self.inbox:
+            return
+        items = self.inbox[:]
+        del self.inbox[:]
+        self.received += len(items)
+        rt, planned = self.rt, self.medium.planned
+        decoded: dict = {}
+        rows: list = []  # (t, src, receiver, row key)
+        for i, data in items:
+            d = decoded.get(data)
+            if d is None:
+                d = decoded[data] = self._decode(data)
+            if d is None:
+                self.late_rx += 1
+                rt.res.counters["late"] += 1
+                continue
+            src, key, tag = d
+            t = planned.pop((src, tag, i), None)
+            if t is None:
+                t = rt.clock.now
+            rows.append((t, src, i, key))
+        if not rows:
+            return
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        self.delivered += len(rows)
+        rt.res.counters["deliveries"] += len(rows)
+        start = 0
+        for m in range(1, len(rows) + 1):
+            if m == len(rows) or rows[m][0] != rows[start][0]:
+                self._deliver(rows[start:m], decoded)
+                start = m
+
+    def _decode(self, data: bytes):
+        """``(src, row key, planned-time tag)``, or ``None`` for a copy of an ended round."""
+        msg = msgpack.unpackb(data, raw=False)
+        src = msg["src"]
+        if "s" in msg:  # an event transmission: its own row
+            return src, ("e", data), ("s", msg["s"])
+        if msg["r"] != self.k:
+            return None
+        for name, v in M.unpack_fields(msg["f"]).items():
+            self.buffer[name][src] = v
+        return src, ("r", src), msg["r"]
+
+    def _deliver(self, group: list, decoded: dict) -> None:
+        t = group[0][0]
+        recv = np.array([g[2] for g in group], dtype=np.int64)
+        send = np.array([g[1] for g in group], dtype=np.int64)
+        if group[0][3][0] == "r":
+            batch = Batch(self.n, recv, send, send, self.buffer)
+        else:
+            order: dict = {}
+            for g in group:
+                order.setdefault(g[3][1], len(order))
+            msgs = [msgpack.unpackb(d, raw=False) for d in order]
+            parts = [M.unpack_fields(m["f"]) for m in msgs]
+            fields = {name: np.stack([p[name] for p in parts]) for name in parts[0]} if parts else {}
+            idx = np.array([order[g[3][1]] for g in group], dtype=np.int64)
+            batch = Batch(self.n, recv, send, idx, fields)
+        self.rt.deliver(t, batch)
