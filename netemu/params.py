@@ -113,7 +113,50 @@ def check_value(value: Any, spec: Key, where: str) -> Any:
                 raise ScenarioError(f"{where} = {fmt_strs(value)}: {v!r} is not one of "
                                     f"{', '.join(spec.choices)}{did_you_mean(v, spec.choices)}")
         return list(value)
+    if k == "schedule":
+        return _check_schedule(value, spec, where)
     raise AssertionError(f"unknown key kind {k}")
+
+
+def _check_schedule(value: Any, spec: Key, where: str) -> Any:
+    """Kind ``schedule``: a number (checked as kind ``extra["number"]`` with ``lo``/``hi``), or a
+    table ``{ schedule = NAME, … }`` whose other keys are checked against ``extra["forms"][NAME]``
+    (a mapping key -> ``Key``; nested places are named ``lr.a``). Numbers must be finite."""
+    forms, table_ex = spec.extra["forms"], spec.extra.get("table_example", "")
+    if not isinstance(value, dict):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a number (e.g. {spec.example}) or a "
+                                f"table (e.g. {table_ex})")
+        num = Key(spec.extra.get("number", "float"), lo=spec.lo, hi=spec.hi, lo_open=spec.lo_open,
+                  example=spec.example)
+        return _finite(check_value(value, num, where), where)
+    name = value.get("schedule")
+    if not isinstance(name, str) or name not in forms:
+        shown = f" = {_fmt(name)} is not one of {', '.join(forms)}{did_you_mean(str(name), forms)}" \
+            if name is not None else f" is missing: a table needs one, e.g. {table_ex}"
+        raise ScenarioError(f"{where}.schedule{shown}")
+    keys = forms[name]
+    out = {"schedule": name}
+    for sub, v in value.items():
+        if sub == "schedule":
+            continue
+        if sub not in keys:
+            raise ScenarioError(f"{where}.{sub}: unknown key of schedule = {_fmt(name)}"
+                                f"{did_you_mean(sub, keys) if keys else '; it takes no other keys'}")
+        out[sub] = _finite(check_value(v, keys[sub], f"{where}.{sub}"), f"{where}.{sub}")
+    for sub, key in keys.items():
+        if sub not in out:
+            if key.default is REQUIRED:
+                raise ScenarioError(f"{where}.{sub} is missing: schedule = {_fmt(name)} needs it, "
+                                    f"e.g. {sub} = {key.example}")
+            out[sub] = key.default
+    return out
+
+
+def _finite(v: Any, where: str) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ScenarioError(f"{where} = {_fmt(v)} must be a finite number")
+    return v
 
 
 def _check_range(v: float, spec: Key, where: str, shown: Any = None) -> None:

@@ -12,7 +12,8 @@ which it broadcasts in place of its own worker value. On a broadcast graph, per 
         x̃  ← x̃ + α Σ_j (x_j − x̃)        over the workers the anchor heard, plus its own
 
 With every link up this is exactly ``W_α`` with ``m = n``. A straggler drops its τ local steps
-(and, silent, is not heard by the anchor that round).
+(and, silent, is not heard by the anchor that round). ``lr`` schedules (``netemu.schedules``)
+index local steps; ``horizon`` uses ``K = τ · [run] rounds``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class EASGD(OptProtocol):
         self.k = 0
         self.acc = Accumulator(self.ctx.n, ("x",))
         self.heard = np.zeros(self.ctx.n, dtype=bool)
+        self.bind_schedules(self.p["tau"])
         self._local()
 
     def _local(self) -> None:

@@ -11,7 +11,8 @@ time-varying graphs", SIAM J. Optim. 2017. With the column-stochastic push share
 gradient is ready, i.e. just before the next broadcast (same iterates). Geometric convergence
 without loss; shares lost after transmission vanish, so under loss the tracking breaks and the
 iterates can stall or diverge (the PULM paper's Figure 4). A straggler keeps its last gradient
-(``∇f(x_new)`` replaced by ``∇f(x_old)``: no correction this round).
+(``∇f(x_new)`` replaced by ``∇f(x_old)``: no correction this round). One step per round, so
+``lr`` schedules (``netemu.schedules``) index rounds, and ``horizon`` uses ``K = [run] rounds``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class PushDIGing(OptProtocol):
         self.g_old = np.zeros_like(self.u)
         self.k = 0
         self.acc = Accumulator(n, ("u", "v", "y"))
+        self.bind_schedules()
         self._g = self.ctx.compute.grad(None, self.x)
 
     def message(self) -> dict:
