@@ -20,11 +20,14 @@ from netemu import __version__
 
 @contextmanager
 def staged(out: Path):
-    """Yield a staging folder; on success move its files into ``out`` (replacing old ones)."""
-    out.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=".netemu-", dir=out))
+    """Yield a staging folder beside ``out``; on success move its files into ``out`` (replacing
+    old ones). A run that fails leaves ``out`` as it was: not even created."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".netemu-{out.name}-", dir=out.parent))
     try:
         yield stage
+        out.mkdir(exist_ok=True)
         for f in sorted(stage.iterdir()):
             os.replace(f, out / f.name)
     finally:

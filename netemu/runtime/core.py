@@ -118,7 +118,7 @@ class Runtime:
         if bad.any():
             m = int(np.flatnonzero(bad)[0])
             raise ProtocolError(f"protocol {self.label!r} ({self.name}): set_timer in {self._event} at "
-                                f"t = {self.clock.now:g} s for node {int(nodes[m])} has delay {d[m]!r}; "
+                                f"t = {self.clock.now:g} s for node {int(nodes[m])} has delay {float(d[m])}; "
                                 f"a delay must be a finite number of seconds >= 0")
         if not len(nodes):
             return

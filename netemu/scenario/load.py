@@ -36,6 +36,20 @@ class Scenario:
     compute: dict = field(default_factory=dict)
     live: dict = field(default_factory=dict)
 
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "<dict>", base_dir: Path | None = None) -> "Scenario":
+        """A validated scenario from a dict of a scenario file's tables, e.g. ``{"network":
+        {"nodes": 10}, "protocols": [{"name": "pulm"}]}``; defaults are filled in and a bad key or
+        value raises ``ScenarioError`` naming it (``source`` names the dict in messages).
+        ``base_dir``: where relative file paths start (default: the current folder). ``data`` is
+        not modified. A ``sweep`` table is refused (a scenario is one combination): remove it, or
+        give the dict to ``netemu.run`` with ``set={key: value}`` to pick one."""
+        if isinstance(data, dict) and data.get("sweep"):
+            key = next(iter(data["sweep"])) if isinstance(data["sweep"], dict) else "network.loss"
+            raise ScenarioError(f"{source}: sweep makes several scenarios and a Scenario is one; remove "
+                                f"the sweep table, or pick a value with netemu.run(data, set={{{key!r}: …}})")
+        return from_dict(copy.deepcopy(data), source=source, base_dir=base_dir)
+
     def resolved(self) -> dict:
         out = {"seed": self.seed, "name": self.name, "network": self.network, "mobility": self.mobility,
                "run": self.run, "task": self.task, "output": self.output, "protocols": self.protocols}
@@ -157,16 +171,32 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     if network["topology"] == "schedule" and not network["file"]:
         raise ScenarioError(f"{source}: [network] topology = \"schedule\" needs file = \"…npz\" "
                             f"(bool adjacency [K, n, n])")
+    check_network(network, top["network"], source)
     if mobility["model"] == "trace" and not mobility["file"]:
         raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
     task = check_task_keys(task, top["task"] or {}, source)
     check_task_protocols(task, protocols, source)
     check_output_metrics(output, task, source)
     top["compute"] = check_compute(top["compute"], task, source)
+    check_timing(top["compute"], task, protocols, source)
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
                     protocols=protocols, compute=top["compute"] or {},
                     live=check_live(top["live"], network["nodes"], source) if top["live"] is not None else {})
+
+
+def check_network(network: dict, given: dict, source: str) -> None:
+    """Combinations of ``[network]`` keys that are wrong together (``given``: the table as written)."""
+    r = network["range"]
+    if isinstance(r, dict) and network["topology"] == "radio" and network["reception"] != "unit-disk":
+        raise ScenarioError(f"{source}: [network] range = {{ dist = {r['dist']!r}, … }} (per-node ranges) "
+                            f"needs reception = \"unit-disk\", not {network['reception']!r}; use "
+                            f"reception = \"unit-disk\", or remove range (log-distance reach comes "
+                            f"from tx_power and threshold)")
+    if network["topology"] == "latent" and network["graph"] == "directed-random" and "p" in given:
+        raise ScenarioError(f"{source}: [network] p = {given['p']} is the per-round probability of "
+                            f"topology = \"random\"; graph = \"directed-random\" takes "
+                            f"edge_prob = {given['p']} instead")
 
 
 def check_live(data: object, n: int, source: str) -> dict:
@@ -271,6 +301,24 @@ def check_task_protocols(task: dict, protocols: list[dict], source: str) -> None
             raise ScenarioError(f"{source}: [protocols #{i + 1}] name = {p['name']!r} is a consensus "
                                 f"protocol and cannot run [task] kind = {task['kind']!r}; use one of "
                                 f"dgd, push-diging, pulm-dgd, local-sgd, easgd")
+
+
+def check_timing(compute: dict, task: dict, protocols: list[dict], source: str) -> None:
+    """Round-only settings are refused for event protocols, and event-only ones for round
+    protocols: a compute ``deadline`` and ``availability`` shape the rounds' compute phases; on a
+    consensus task, ``[compute]`` only sets the clock rates of event protocols."""
+    for i, p in enumerate(protocols):
+        cls = registry.get(p["name"])
+        place = f"{source}: [protocols #{i + 1}] name = {p['name']!r}"
+        if not cls.round_based:
+            for key in ("deadline", "availability"):
+                if compute and compute.get(key) is not None:
+                    raise ScenarioError(f"{place} is event-driven, but [compute] {key} is a setting of "
+                                        f"round protocols (it shapes a round's compute phase); remove it")
+        elif compute and task["kind"] not in OPTIMIZATION_TASKS:
+            raise ScenarioError(f"{place} is round-based and computes nothing: on a consensus task "
+                                f"[compute] only sets the clock rates of event protocols (e.g. "
+                                f"broadcast-gossip); remove [compute] or use an event protocol")
 
 
 def check_compute(data: object, task: dict, source: str) -> dict:
