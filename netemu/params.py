@@ -22,7 +22,8 @@ class Key:
 
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``pair`` (two floats), ``ints``
     (a list of ints), ``strs`` (a list of non-empty strings), ``table`` (left to the caller),
-    ``any``. ``lo``/``hi`` bound numbers (``lo_open`` makes the lower bound strict), ``choices``
+    ``number_or_dist`` (a number, or a table naming a distribution to draw per item), ``any``.
+    ``lo``/``hi`` bound numbers (``lo_open`` makes the lower bound strict), ``choices``
     restricts strings (each entry of ``strs``).
     """
 
@@ -115,7 +116,51 @@ def check_value(value: Any, spec: Key, where: str) -> Any:
         return list(value)
     if k == "schedule":
         return _check_schedule(value, spec, where)
+    if k == "number_or_dist":
+        return _check_number_or_dist(value, spec, where)
     raise AssertionError(f"unknown key kind {k}")
+
+
+def _check_number_or_dist(value: Any, spec: Key, where: str) -> Any:
+    """Kind ``number_or_dist``: one number for every item (a float within ``lo``/``hi``), or a table
+    ``{ dist = NAME, … }`` from which each item draws its own: the other keys are checked against
+    ``extra["dists"][NAME]`` (a mapping key -> ``Key``, finite numbers) and every pair ``(a, b)``
+    of ``extra["ordered"]`` that both appear must have ``a <= b``. ``extra["table_example"]``
+    is shown in the errors. Per-node radio ranges use it."""
+    dists, table_ex = spec.extra["dists"], spec.extra.get("table_example", "")
+    if not isinstance(value, dict):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where} = {_fmt(value)} must be a number (e.g. {spec.example}) "
+                                f"or a table (e.g. {table_ex})")
+        num = Key("float", lo=spec.lo, hi=spec.hi, lo_open=spec.lo_open, example=spec.example)
+        return check_value(value, num, where)
+    name = value.get("dist")
+    if not isinstance(name, str) or name not in dists:
+        shown = (f" = {_fmt(name)} is not one of {', '.join(dists)}{did_you_mean(str(name), dists)}"
+                 if name is not None else " is missing")
+        raise ScenarioError(f"{where}.dist{shown}; write e.g. {table_ex}")
+    keys, out = dists[name], {"dist": name}
+    for sub, v in value.items():
+        if sub == "dist":
+            continue
+        if sub not in keys:
+            raise ScenarioError(f"{where}.{sub}: unknown key of dist = {_fmt(name)}"
+                                f"{did_you_mean(sub, keys)}")
+        v = check_value(v, keys[sub], f"{where}.{sub}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ScenarioError(f"{where}.{sub} = {_fmt(v)} must be a finite number; write e.g. {table_ex}")
+        out[sub] = v
+    for sub, key in keys.items():
+        if sub not in out:
+            if key.default is REQUIRED:
+                raise ScenarioError(f"{where}.{sub} is missing: dist = {_fmt(name)} needs it; "
+                                    f"write e.g. {table_ex}")
+            out[sub] = key.default
+    for a, b in spec.extra.get("ordered", ()):
+        if a in out and b in out and out[a] > out[b]:
+            raise ScenarioError(f"{where} has {a} = {_fmt(out[a])} > {b} = {_fmt(out[b])}; "
+                                f"swap them so that {a} <= {b}")
+    return out
 
 
 def _check_schedule(value: Any, spec: Key, where: str) -> Any:

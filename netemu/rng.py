@@ -1,8 +1,9 @@
 """Random streams, one per concern, all derived from the scenario seed.
 
 Every random component of netemu draws from a stream named by its concern (``mobility``,
-``topology``, ``loss``, ``delay``, ``compute``, ``task``) and, where draws happen per round, by the
-round number too. A stream is a pure function of ``(seed, concern, keys…)``: changing one protocol,
+``topology``, ``loss``, ``delay``, ``compute``, ``task``; ``graph`` for latent graphs, ``radio`` for
+per-node radio properties such as ranges) and, where draws happen per round, by the round number
+too. A stream is a pure function of ``(seed, concern, keys…)``: changing one protocol,
 or the order in which protocols run, never changes another's network realization (common random
 numbers), and round ``k`` can be regenerated without replaying rounds ``0..k-1``.
 """
@@ -21,6 +22,7 @@ CONCERNS = {
     "protocol": 7,
     "live": 8,
     "graph": 9,
+    "radio": 10,
 }
 
 

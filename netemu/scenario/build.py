@@ -17,9 +17,17 @@ def topology(sc):
     if kind == "random":
         return topo.RandomTopology(n, net["p"], seed)
     if kind == "latent":
-        return topo.LatentTopology(n, topo.latent_graph(net, n, seed, base_dir), net["disconnect"], seed)
+        graph = topo.latent_graph(net["graph"], n, seed, edge_prob=net["edge_prob"], radius=net["radius"],
+                                  base_dir=base_dir, directed=net["directed"])
+        return topo.LatentTopology(n, graph, net["disconnect"], seed)
     if kind == "radio":
-        return topo.RadioTopology(n, net, seed)
+        if net["reception"] == "log-distance":
+            path_loss = topo.PathLoss(net["tx_power"], net["reference_loss"], net["path_loss_exponent"],
+                                      net["shadowing"], net["threshold"])
+            return topo.RadioTopology(n, None, seed, path_loss=path_loss)
+        r = net["range"]  # one number, or { dist = "uniform", low, high } (checked by scenario.load)
+        ranges = topo.uniform_ranges(n, r["low"], r["high"], seed) if isinstance(r, dict) else r
+        return topo.RadioTopology(n, ranges, seed)
     return topo.ScheduleTopology(n, base_dir / net["file"], net["file"])
 
 

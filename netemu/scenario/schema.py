@@ -24,6 +24,11 @@ TOP = {
                  doc='runs the scenario once per combination, e.g. sweep = { "network.loss" = [0.1, 0.3] }'),
 }
 
+RANGE_UNIFORM = {  # [network] range = { dist = "uniform", … }: each node's range, drawn once
+    "low": Key("float", REQUIRED, lo=0, lo_open=True, example="80", doc="shortest range, metres"),
+    "high": Key("float", REQUIRED, lo=0, lo_open=True, example="150", doc="longest range, metres"),
+}
+
 NETWORK = {
     "nodes": Key("int", REQUIRED, lo=1, example="30", doc="number of nodes"),
     "topology": Key("str", "random", choices=("random", "latent", "radio", "schedule"),
@@ -31,15 +36,22 @@ NETWORK = {
     "p": Key("float", 0.2, lo=0, hi=1, example="0.15",
              doc="random: probability of each directed link j→i per round"),
     "graph": Key("str", "ring", example='"ring"',
-                 doc='latent: "ring", "erdos-renyi", "random-geometric", or a .graphml/.edgelist file'),
-    "edge_prob": Key("float", 0.2, lo=0, hi=1, example="0.2", doc="latent erdos-renyi: edge probability"),
+                 doc='latent: "ring", "erdos-renyi", "random-geometric", "directed-random", or a '
+                     '.graphml/.edgelist file'),
+    "edge_prob": Key("float", 0.2, lo=0, hi=1, example="0.2",
+                     doc="latent erdos-renyi: edge probability; directed-random: probability of each "
+                         "ordered pair j→i (redrawn until strongly connected)"),
     "radius": Key("float", 0.3, lo=0, lo_open=True, example="0.3",
                   doc="latent random-geometric: connection radius in the unit square"),
     "directed": Key("bool", False, doc="latent: read a graph file as directed (u→v: v hears u)"),
     "disconnect": Key("float", 0.0, lo=0, hi=1, example="0.1",
                       doc="latent: per-round probability that a link is down (senders know)"),
-    "range": Key("float", 100.0, lo=0, lo_open=True, example="100",
-                 doc="radio unit-disk: reception range in metres"),
+    "range": Key("number_or_dist", 100.0, lo=0, lo_open=True, example="100",
+                 extra={"dists": {"uniform": RANGE_UNIFORM}, "ordered": (("low", "high"),),
+                        "table_example": 'range = { dist = "uniform", low = 80, high = 150 }'},
+                 doc='radio unit-disk: reception range in metres, or per-node ranges drawn once, '
+                     '{ dist = "uniform", low = 80, high = 150 }: i hears j within j\'s range '
+                     '(links can be one-way)'),
     "reception": Key("str", "unit-disk", choices=("unit-disk", "log-distance"), doc="radio reception model"),
     "tx_power": Key("float", 20.0, example="20", doc="log-distance: transmit power, dBm"),
     "reference_loss": Key("float", 40.0, lo=0, example="40", doc="log-distance: path loss at 1 m, dB"),

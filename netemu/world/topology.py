@@ -4,11 +4,17 @@ A topology source maps round ``k`` (and the positions at that round's start) to 
 directed edges ``(receivers, senders)``: ``i`` can hear ``j``. Edges are sorted by sender, then
 receiver, so that every random draw made per edge is reproducible. Self-loops are implied and
 never listed.
+
+Every class takes plain arguments (numbers, arrays, graphs); ``netemu.scenario.build.topology`` is
+the one place that reads a scenario's ``[network]`` table.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
 
 import networkx as nx
 import numpy as np
@@ -62,22 +68,57 @@ class LatentTopology:
         return self.recv[up], self.send[up]
 
 
-def latent_graph(cfg: dict, n: int, seed: int, base_dir: Path) -> nx.DiGraph:
-    """Build the latent digraph named by ``[network] graph`` (undirected graphs: both directions)."""
-    name = cfg["graph"]
+LATENT_GRAPHS = ("ring", "erdos-renyi", "random-geometric", "directed-random")
+STRONG_TRIES = 1000  # directed-random: draws tried before giving up on strong connectivity
+
+
+def latent_graph(name: str, n: int, seed: int, *, edge_prob: float | None = None,
+                 radius: float | None = None, base_dir: Path = Path("."), directed: bool = False
+                 ) -> nx.DiGraph:
+    """The latent digraph ``name`` (undirected graphs: both directions; ``u→v``: v hears u).
+
+    ``edge_prob``: erdos-renyi and directed-random; ``radius``: random-geometric; ``base_dir`` and
+    ``directed``: graph files. Random graphs draw from the ``graph`` stream of ``seed``.
+    """
+    if name == "directed-random":
+        return directed_random_graph(n, edge_prob, stream(seed, "graph"))
     gseed = int(stream(seed, "graph").integers(2**31))
     if name == "ring":
         g = nx.cycle_graph(n) if n > 2 else nx.path_graph(n)
     elif name == "erdos-renyi":
-        g = nx.gnp_random_graph(n, cfg["edge_prob"], seed=gseed)
+        g = nx.gnp_random_graph(n, edge_prob, seed=gseed)
     elif name == "random-geometric":
-        g = nx.random_geometric_graph(n, cfg["radius"], seed=gseed)
+        g = nx.random_geometric_graph(n, radius, seed=gseed)
     elif name.endswith((".graphml", ".edgelist")):
-        g = _read_graph_file(base_dir / name, name, n, cfg["directed"])
+        g = _read_graph_file(base_dir / name, name, n, directed)
     else:
-        raise ScenarioError(f"[network] graph = {name!r} is not a known graph: use \"ring\", "
-                            f"\"erdos-renyi\", \"random-geometric\" or a .graphml / .edgelist file")
+        known = ", ".join(f'"{g}"' for g in LATENT_GRAPHS)
+        raise ScenarioError(f"[network] graph = {name!r} is not a known graph: use {known} or a "
+                            f".graphml / .edgelist file")
     return g.to_directed() if not g.is_directed() else g
+
+
+def directed_random_graph(n: int, p: float, rng: np.random.Generator, tries: int = STRONG_TRIES
+                          ) -> nx.DiGraph:
+    """Each ordered pair ``j → i`` (``i ≠ j``) an edge with probability ``p``, drawn again from
+    ``rng`` until the digraph is strongly connected (every node hears every other, over some
+    path), at most ``tries`` times. Almost every draw succeeds once ``p`` is well above
+    ``ln(n) / n``, the threshold of strong connectivity."""
+    nodes = range(n)
+    for _ in range(tries):
+        hears = rng.random((n, n)) < p  # hears[i, j]: i hears j, the edge j → i
+        np.fill_diagonal(hears, False)
+        send, recv = np.nonzero(hears.T)
+        g = nx.DiGraph()
+        g.add_nodes_from(nodes)
+        g.add_edges_from(zip(send.tolist(), recv.tolist()))
+        if nx.is_strongly_connected(g):
+            return g
+    hint = min(1.0, 2 * math.log(n) / n)
+    fix = f"raise edge_prob, e.g. to {hint:.2g}" if hint > p else "raise edge_prob"
+    raise ScenarioError(f"[network] edge_prob = {p:g}: no strongly connected graph = \"directed-random\" "
+                        f"on {n} nodes in {tries} draws; {fix} (about ln(n)/n = "
+                        f"{math.log(n) / n:.2g} is the threshold)")
 
 
 def _read_graph_file(path: Path, shown: str, n: int, directed: bool) -> nx.Graph:
@@ -102,52 +143,95 @@ def _read_graph_file(path: Path, shown: str, n: int, directed: bool) -> nx.Graph
     return nx.relabel_nodes(g, mapping)
 
 
-class RadioTopology:
-    """Radio reception from positions: unit disk within ``range``, or log-distance path loss.
+@dataclass(frozen=True)
+class PathLoss:
+    """Log-distance reception: received power ``P = tx_power − reference_loss − 10·η·log10(d / 1 m)
+    + X`` with shadowing ``X ~ N(0, shadowing²)`` (dB); heard when ``P ≥ threshold`` (dBm)."""
 
-    Log-distance: received power ``P = tx_power − reference_loss − 10·η·log10(d / 1 m) + X`` with
-    shadowing ``X ~ N(0, σ²)`` drawn per directed reception and round; heard when ``P ≥ threshold``.
-    Candidates come from a KD-tree within the distance where ``X = +5σ`` would still be heard.
+    tx_power: float
+    reference_loss: float
+    exponent: float
+    shadowing: float
+    threshold: float
+
+    def max_distance(self) -> float:
+        """The distance at which ``X = +5σ`` would still be heard."""
+        margin = self.tx_power - self.reference_loss - self.threshold + 5 * self.shadowing
+        return 10 ** (margin / (10 * self.exponent))
+
+    def mean_power(self, dist: np.ndarray) -> np.ndarray:
+        return self.tx_power - self.reference_loss - 10 * self.exponent * np.log10(np.maximum(dist, 1e-9))
+
+
+def uniform_ranges(n: int, low: float, high: float, seed: int) -> np.ndarray:
+    """Per-node radio ranges ``U[low, high]``, drawn once from the ``radio`` stream of ``seed``."""
+    return stream(seed, "radio").uniform(low, high, n)
+
+
+class RadioTopology:
+    """Radio reception from positions: unit disk, or log-distance path loss.
+
+    Unit disk: ``ranges`` is one range for every node, or node ``j``'s range ``r_j`` per node;
+    ``i`` hears ``j`` when ``‖p_i − p_j‖ ≤ r_j`` (the sender's power sets the reach), so with
+    unequal ranges links can be one-way. Candidates come from a KD-tree within the largest range,
+    then each is kept if within its sender's range.
+
+    Log-distance (``path_loss`` given; ``ranges`` unused): shadowing drawn per directed reception
+    and round; candidates come from a KD-tree within ``path_loss.max_distance()``.
     """
 
     needs_positions = True
 
-    def __init__(self, n: int, cfg: dict, seed: int) -> None:
-        self.n, self.seed = n, seed
-        self.model = cfg["reception"]
-        self.range = cfg["range"]
-        self.cfg = cfg
+    def __init__(self, n: int, ranges: float | np.ndarray | None, seed: int,
+                 path_loss: PathLoss | None = None) -> None:
+        if isinstance(ranges, Mapping):  # the former (n, [network] table, seed) form
+            ranges, path_loss = _from_table(ranges)
+        self.n, self.seed, self.path_loss = n, seed, path_loss
+        self.ranges: np.ndarray | None = None  # per node, when they differ
+        if path_loss is not None:
+            self.reach = path_loss.max_distance()
+        elif np.ndim(ranges) == 0:
+            self.reach = float(ranges)
+        else:
+            self.ranges = np.asarray(ranges, dtype=np.float64)
+            if self.ranges.shape != (n,):
+                raise ValueError(f"ranges has shape {self.ranges.shape}, expected ({n},)")
+            self.reach = float(self.ranges.max()) if n else 0.0
         self._cache_pos: np.ndarray | None = None
         self._cache: tuple | None = None
-
-    def _max_distance(self) -> float:
-        if self.model == "unit-disk":
-            return self.range
-        c = self.cfg
-        margin = c["tx_power"] - c["reference_loss"] - c["threshold"] + 5 * c["shadowing"]
-        return 10 ** (margin / (10 * c["path_loss_exponent"]))
 
     def _candidates(self, positions: np.ndarray):
         if self._cache_pos is not None and np.array_equal(positions, self._cache_pos):
             return self._cache
-        pairs = cKDTree(positions).query_pairs(self._max_distance(), output_type="ndarray")
+        pairs = cKDTree(positions).query_pairs(self.reach, output_type="ndarray")
         a, b = pairs[:, 0], pairs[:, 1]
         recv, send = _sorted(np.concatenate([a, b]), np.concatenate([b, a]))
         dist = np.linalg.norm(positions[recv] - positions[send], axis=1)
+        if self.ranges is not None:
+            keep = dist <= self.ranges[send]
+            recv, send, dist = recv[keep], send[keep], dist[keep]
         self._cache_pos, self._cache = positions.copy(), (recv, send, dist)
         return self._cache
 
     def edges(self, k: int, positions: np.ndarray):
         recv, send, dist = self._candidates(positions)
-        if self.model == "unit-disk":
+        pl = self.path_loss
+        if pl is None:
             return recv, send
-        c = self.cfg
-        power = c["tx_power"] - c["reference_loss"] - 10 * c["path_loss_exponent"] * np.log10(
-            np.maximum(dist, 1e-9))
-        if c["shadowing"] > 0:
-            power = power + stream(self.seed, "topology", k).normal(0.0, c["shadowing"], len(dist))
-        ok = power >= c["threshold"]
+        power = pl.mean_power(dist)
+        if pl.shadowing > 0:
+            power = power + stream(self.seed, "topology", k).normal(0.0, pl.shadowing, len(dist))
+        ok = power >= pl.threshold
         return recv[ok], send[ok]
+
+
+def _from_table(cfg: Mapping) -> tuple[float | None, PathLoss | None]:
+    """``(ranges, path_loss)`` from a ``[network]``-like table (kept for callers of the former
+    signature; scenarios go through ``netemu.scenario.build.topology``)."""
+    if cfg["reception"] == "unit-disk":
+        return cfg["range"], None
+    return None, PathLoss(cfg["tx_power"], cfg["reference_loss"], cfg["path_loss_exponent"],
+                          cfg["shadowing"], cfg["threshold"])
 
 
 class ScheduleTopology:
