@@ -69,7 +69,7 @@ def _overrides(set: Mapping | None) -> dict[str, Any]:
 def _apply(data: dict, overrides: dict[str, Any]) -> None:
     """``--set`` semantics through the loader's own ``apply_override``."""
     for key, value in overrides.items():
-        apply_override(data, _norm(key).split("."), value, f"{key}={value!r}")
+        apply_override(data, _norm(key).split("."), value, f"{key}={value!r}", where="set=")
 
 
 def _narrow_sweep(data: dict, overrides: dict[str, Any], source: str) -> None:

@@ -29,6 +29,13 @@ def params_of(pcfg: dict) -> dict:
     return {k: v for k, v in pcfg.items() if k not in ("name", "label")}
 
 
+def construct(pcfg: dict, ctx):
+    """The one way a protocol object is made: class from the registry, ``[[protocols]]`` params."""
+    cls = registry.get(pcfg["name"])
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return cls(ctx, **params_of(pcfg))
+
+
 def metrics_for(task, target):
     """The metric function of a run: consensus error to ``target``, or the task's evaluation."""
     if task is None:
@@ -63,8 +70,7 @@ def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observe
             ctx.compute = ComputeHandle(task, n, sc.seed, cclock)
         else:
             ctx.compute = EventCompute(ComputeHandle(task, n, sc.seed), cclock.times, rt)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        proto = cls(ctx, **params_of(pcfg))
+    proto = construct(pcfg, ctx)
     if cls.round_based:
         driver = RoundDriver(rt, proto, rounds, period, cclock, on_round)
         rt.start(driver, x0)

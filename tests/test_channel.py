@@ -132,22 +132,21 @@ def test_gilbert_elliott_loss_rate_matches_stationary_chain(scenario_file, tmp_p
 
 
 def test_radio_unit_disk_equals_brute_force_and_log_distance_without_shadowing():
-    from netemu.world.topology import RadioTopology
+    from netemu.world.topology import PathLoss, RadioTopology
 
     rng = np.random.default_rng(5)
     pos = np.c_[rng.uniform(0, 300, (80, 2)), np.zeros(80)]
-    cfg = {"reception": "unit-disk", "range": 60.0, "tx_power": 20.0, "reference_loss": 40.0,
-           "path_loss_exponent": 3.0, "shadowing": 0.0, "threshold": -80.0}
-    recv, send = RadioTopology(80, cfg, 1).edges(0, pos)
+    recv, send = RadioTopology(80, 60.0, 1).edges(0, pos)
     d = np.linalg.norm(pos[:, None] - pos[None], axis=2)
     want = {(i, j) for i in range(80) for j in range(80) if i != j and d[i, j] <= 60.0}
     assert set(zip(recv.tolist(), send.tolist())) == want
     # log-distance: tx 20 - ref 40 - 30 log10(d) >= -80  ⇔  d <= 100 m
-    recv2, send2 = RadioTopology(80, {**cfg, "reception": "log-distance"}, 1).edges(0, pos)
+    loss = dict(tx_power=20.0, reference_loss=40.0, exponent=3.0, threshold=-80.0)
+    recv2, send2 = RadioTopology(80, None, 1, path_loss=PathLoss(shadowing=0.0, **loss)).edges(0, pos)
     want2 = {(i, j) for i in range(80) for j in range(80) if i != j and d[i, j] <= 100.0}
     assert set(zip(recv2.tolist(), send2.tolist())) == want2
     # shadowing makes some far links appear and some near ones fail
-    recv3, send3 = RadioTopology(80, {**cfg, "reception": "log-distance", "shadowing": 6.0}, 1).edges(0, pos)
+    recv3, send3 = RadioTopology(80, None, 1, path_loss=PathLoss(shadowing=6.0, **loss)).edges(0, pos)
     got3 = set(zip(recv3.tolist(), send3.tolist()))
     assert got3 - want2 and want2 - got3
 

@@ -32,8 +32,6 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) 
     sc = with_overrides(load(scenario, overrides, seed), time_scale, port_base, duration)
     out = out or Path("results") / f"{scenario.stem}-live"
     lv = sc.live
-    if sc.output["trace"]:
-        click.echo("note: [output] trace is not written in live mode", err=True)
 
     def listening(session) -> None:
         host, port = session.address
@@ -46,10 +44,11 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) 
 
     def log(r) -> None:
         f = r.final()
-        err = f.get("consensus_error", float("nan"))
+        metric = "loss" if "loss" in f else "consensus_error"
+        err = f.get(metric, float("nan"))
         bad = sum(r.extra["rejected"].values())
         flag = "  INTERRUPTED" if r.extra["live"]["interrupted"] else ("  DIVERGED" if r.diverged else "")
-        click.echo(f"{r.label:<14} consensus_error {err:10.3e}  deliveries {r.counters['deliveries']:>8}  "
+        click.echo(f"{r.label:<14} {metric} {err:10.3e}  deliveries {r.counters['deliveries']:>8}  "
                    f"drops {r.counters['drops']:>6}  late {r.counters['late']:>5}  rejected {bad:>5}  "
                    f"{r.wall_seconds:6.2f} s{flag}")
 
@@ -58,8 +57,9 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) 
     except KeyboardInterrupt:  # Python 3.10: asyncio.run re-raises it after the outputs are written
         click.echo("interrupted: the outputs hold the rounds completed so far", err=True)
         sys.exit(130)
-    plot = ", consensus_error.png" if sc.output["plot"] else ""
-    click.echo(f"wrote {out}/metrics.csv, summary.json{plot}")
+    plot = ", plots" if sc.output["plot"] else ""
+    trace = ", events.msgpack" if sc.output["trace"] else ""
+    click.echo(f"wrote {out}/metrics.csv, summary.json{trace}{plot}")
     if interrupted(results):
         click.echo("interrupted: the outputs hold the rounds completed so far", err=True)
         sys.exit(130)

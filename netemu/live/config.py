@@ -53,8 +53,9 @@ def with_overrides(sc, time_scale: float | None = None, port_base: int | None = 
 def message_fields(cls, pcfg: dict, sc, x0: np.ndarray, task=None) -> dict:
     """One round-0 message of round protocol ``pcfg`` on a throwaway instance: its fields and
     shapes (optimization protocols: on a throwaway compute handle, so no draw is spent)."""
+    from netemu.engine import construct
+
     n = sc.network["nodes"]
-    params = {k: v for k, v in pcfg.items() if k not in ("name", "label")}
     ctx = Context(n=n, seed=sc.seed, period=sc.run["period"], active=np.ones(n, dtype=bool),
                   out_degree=np.zeros(n, dtype=np.int64), rounds=sc.run["rounds"])
     if task is not None:
@@ -63,7 +64,7 @@ def message_fields(cls, pcfg: dict, sc, x0: np.ndarray, task=None) -> dict:
         ctx.compute = ComputeHandle(task, n, sc.seed)
         x0 = task.x0()
     with np.errstate(all="ignore"):
-        proto = cls(ctx, **params)
+        proto = construct(pcfg, ctx)
         proto.start(x0)
         return {k: np.array(v, copy=True) for k, v in proto.message().items()}
 

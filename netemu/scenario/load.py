@@ -72,25 +72,27 @@ def parse_override(text: str) -> tuple[list[str], object]:
     return [p.strip() for p in key.strip().split(".")], value
 
 
-def apply_override(data: dict, path: list[str], value: object, text: str) -> None:
+def apply_override(data: dict, path: list[str], value: object, text: str, where: str = "--set") -> None:
+    """Set ``data[path…] = value``; errors name ``where`` (``--set``, ``set=`` of ``netemu.run``)
+    and the override ``text``."""
     node: object = data
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(f"--set {text!r}: '{part}' is not an index of the "
+                raise ScenarioError(f"{where} {text!r}: '{part}' is not an index of the "
                                     f"{len(node)} entries of {'.'.join(path[:i])}; use 0..{len(node) - 1}")
             node = node[int(part)]
         elif isinstance(node, dict):
             node = node.setdefault(part, {})
         else:
-            raise ScenarioError(f"--set {text!r}: {'.'.join(path[:i])} is not a table")
+            raise ScenarioError(f"{where} {text!r}: {'.'.join(path[:i])} is not a table")
     last = path[-1]
     if isinstance(node, dict):
         node[last] = value
     elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
         node[int(last)] = value
     else:
-        raise ScenarioError(f"--set {text!r}: cannot set {'.'.join(path)}")
+        raise ScenarioError(f"{where} {text!r}: cannot set {'.'.join(path)}")
 
 
 def read_toml(path: Path) -> dict:

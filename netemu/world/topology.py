@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import networkx as nx
 import numpy as np
@@ -184,8 +183,6 @@ class RadioTopology:
 
     def __init__(self, n: int, ranges: float | np.ndarray | None, seed: int,
                  path_loss: PathLoss | None = None) -> None:
-        if isinstance(ranges, Mapping):  # the former (n, [network] table, seed) form
-            ranges, path_loss = _from_table(ranges)
         self.n, self.seed, self.path_loss = n, seed, path_loss
         self.ranges: np.ndarray | None = None  # per node, when they differ
         if path_loss is not None:
@@ -223,15 +220,6 @@ class RadioTopology:
             power = power + stream(self.seed, "topology", k).normal(0.0, pl.shadowing, len(dist))
         ok = power >= pl.threshold
         return recv[ok], send[ok]
-
-
-def _from_table(cfg: Mapping) -> tuple[float | None, PathLoss | None]:
-    """``(ranges, path_loss)`` from a ``[network]``-like table (kept for callers of the former
-    signature; scenarios go through ``netemu.scenario.build.topology``)."""
-    if cfg["reception"] == "unit-disk":
-        return cfg["range"], None
-    return None, PathLoss(cfg["tx_power"], cfg["reference_loss"], cfg["path_loss_exponent"],
-                          cfg["shadowing"], cfg["threshold"])
 
 
 class ScheduleTopology:
