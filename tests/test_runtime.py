@@ -290,3 +290,45 @@ def test_live_runs_an_event_protocol(tmp_path):
     (sim,) = run_scenario(sc, tmp_path / "sim", progress=False)
     assert live.counters["messages_sent"] == sim.counters["messages_sent"] > 100
     assert live.final()["consensus_error"] < 1e-6  # mass conserved over real datagrams
+
+
+class Sender(EventProtocol):
+    """Node 0 unicasts to the server (2), node 1 to node 3 (out of radio range on the ring)."""
+
+    name = "sender"
+    seen: list = []
+
+    def start(self, x0):
+        self.x = np.array(x0, dtype=np.float64)
+
+    def on_start(self):
+        self.ctx.send([0, 1], [2, 3], {"v": self.x[[0, 1]]})
+
+    def on_message(self, batch):
+        Sender.seen.append((self.ctx.now, batch.receivers.tolist(), batch.senders.tolist()))
+
+    def estimate(self):
+        return self.x
+
+
+def test_unicast_over_the_uplink_and_out_of_radio_range(tmp_path):
+    registry.register("sender", Sender)
+    Sender.seen = []
+    try:
+        sc = from_dict({"seed": 1, "network": {"nodes": 4, "topology": "latent", "graph": "ring",
+                                               "uplink": {"server": 2, "latency": 0.3, "bandwidth": 100.0}},
+                        "run": {"rounds": 2}, "output": {"trace": True, "plot": False},
+                        "protocols": [{"name": "sender"}]})
+        (res,) = run_scenario(sc, tmp_path / "o", progress=False)
+    finally:
+        registry._extra.pop("sender", None)
+    size = wire.message_bytes({"v": np.zeros((1, 1))}, 4)
+    assert Sender.seen == [(0.0 + (0.3 + size / 100.0), [2], [0])]  # 0 and 2 are not ring neighbours
+    drops = [r for r in trace_records(tmp_path / "o" / "events.msgpack") if r[0] == "drop"]
+    assert drops == [("drop", 0, 0.0, 1, 3, "range", 0)]
+    assert res.counters["deliveries"] == 1 and res.counters["drops"] == 1
+
+
+def test_uplink_server_must_be_a_node():
+    with pytest.raises(ScenarioError, match=r"\[network.uplink\] server = 9 is not a node: ids are 0..3"):
+        from_dict({"network": {"nodes": 4, "uplink": {"server": 9}}, "protocols": [{"name": "pulm"}]})

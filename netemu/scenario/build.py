@@ -8,7 +8,7 @@ import numpy as np
 from netemu.rng import stream
 from netemu.world import topology as topo
 from netemu.world.channel import Delay, GilbertElliottLoss, IndependentLoss
-from netemu.world.network import Network
+from netemu.world.network import Network, Uplink
 
 
 def topology(sc):
@@ -45,10 +45,19 @@ def delay(sc) -> Delay:
                  resolution=d.get("resolution", 0.0), seed=sc.seed)
 
 
+def uplink(sc):
+    """The server link of ``[network.uplink]``, or None."""
+    u = sc.network.get("uplink")
+    if not u:
+        return None
+    return Uplink(u["server"], Delay(latency=u["latency"], bandwidth=u["bandwidth"], seed=sc.seed),
+                  IndependentLoss(u["loss"], sc.seed))
+
+
 def network(sc, trajectories=None, topology_=None) -> Network:
     """A fresh ``Network`` (one per protocol run: the Gilbert-Elliott chain carries state)."""
     return Network(sc.network["nodes"], topology_ or topology(sc), loss(sc), delay(sc),
-                   sc.run["period"], trajectories)
+                   sc.run["period"], trajectories, uplink(sc))
 
 
 def trajectories(sc, horizon: float | None = None):

@@ -165,6 +165,11 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
         network["loss_model"] = check_table(network["loss_model"], S.LOSS_MODEL, source, "network.loss_model")
     if network["delay"] is not None:
         network["delay"] = check_table(network["delay"], S.DELAY, source, "network.delay")
+    if network["uplink"] is not None:
+        network["uplink"] = check_table(network["uplink"], S.UPLINK, source, "network.uplink")
+        if network["uplink"]["server"] >= network["nodes"]:
+            raise ScenarioError(f"{source}: [network.uplink] server = {network['uplink']['server']} is not a "
+                                f"node: ids are 0..{network['nodes'] - 1}; pick one of them")
     mobility = check_table(top["mobility"] or {}, S.MOBILITY, source, "mobility")
     run = check_table(top["run"] or {}, S.RUN, source, "run")
     task = check_table(top["task"] or {}, S.TASK, source, "task")

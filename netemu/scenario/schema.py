@@ -66,6 +66,7 @@ NETWORK = {
                 doc="probability that each reception is lost after transmission"),
     "loss_model": Key("table", None, nullable=True),
     "delay": Key("table", None, nullable=True),
+    "uplink": Key("table", None, nullable=True),
 }
 
 LOSS_MODEL = {
@@ -89,6 +90,14 @@ DELAY = {
     "resolution": Key("float", 0.0, lo=0, example="0.001",
                       doc="arrival times rounded up to multiples of this (s); 0: exact. Fewer, larger "
                           "delivery batches with continuous jitter"),
+}
+
+UPLINK = {
+    "server": Key("int", 0, lo=0, example="0", doc="the node id of the server (FL: the aggregator)"),
+    "latency": Key("float", 0.0, lo=0, hi=1e6, example="0.02", doc="uplink/downlink latency, s"),
+    "bandwidth": Key("float", None, lo=0, lo_open=True, nullable=True, example="1e6",
+                     doc="bytes/s; transfer time = encoded message bytes / bandwidth"),
+    "loss": Key("float", 0.0, lo=0, hi=1, example="0.05", doc="probability that a message is lost"),
 }
 
 MOBILITY = {

@@ -43,9 +43,22 @@ class Plan:
     delay: np.ndarray
 
 
+@dataclass
+class Uplink:
+    """A point-to-point link between every node and a server node (``server``), used by unicasts
+    to or from the server instead of the radio: ``delay`` (latency + bytes / bandwidth) and
+    ``loss`` (per message, keyed by sender, message number and receiver, like the radio's)."""
+
+    server: int
+    delay: object
+    loss: object
+
+
 class Network:
-    def __init__(self, n: int, topology, loss, delay, period: float = 1.0, trajectories=None) -> None:
+    def __init__(self, n: int, topology, loss, delay, period: float = 1.0, trajectories=None,
+                 uplink: Uplink | None = None) -> None:
         self.n, self.period = n, period
+        self.uplink = uplink
         self.topology = topology
         self.trajectories = trajectories
         self.loss = loss
@@ -86,6 +99,14 @@ class Network:
     def message(self, senders: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> Plan:
         """Broadcasts of ``senders`` (their ``seqs``-th messages) at time ``t``."""
         recv_all, _, bounds = self.graph(t)
+        if len(senders) == 1:  # one sender (a wake-up): its neighbour slice, no index arithmetic
+            j = senders[0]
+            lo, hi = bounds[j], bounds[j + 1]
+            m = int(hi - lo)
+            msg = np.zeros(m, dtype=np.int64)
+            recv = recv_all[lo:hi].copy() if m else np.empty(0, dtype=np.int64)
+            return self._plan(recv, np.full(m, j, dtype=senders.dtype), msg,
+                              np.full(m, seqs[0], dtype=seqs.dtype), nbytes, msg)
         lo, hi = bounds[senders], bounds[senders + 1]
         counts = hi - lo
         msg = np.repeat(np.arange(len(senders)), counts)
@@ -94,16 +115,31 @@ class Network:
         return self._plan(recv, senders[msg], msg, seqs[msg], nbytes, msg)
 
     def unicast(self, src: np.ndarray, dst: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> tuple[Plan, np.ndarray]:
-        """Unicasts ``src[m] → dst[m]`` over the radio; returns the plan of those in range and the
-        mask of the ones out of range (never sent)."""
+        """Unicasts ``src[m] → dst[m]``: over the uplink when one end is its server, else over the
+        radio; returns the plan and the mask of radio unicasts out of range (never sent)."""
         recv_all, _, bounds = self.graph(t)
-        ok = np.zeros(len(src), dtype=bool)
+        up = np.zeros(len(src), dtype=bool)
+        if self.uplink is not None:
+            up = (src == self.uplink.server) | (dst == self.uplink.server)
+        ok = up.copy()
         for m, (j, i) in enumerate(zip(src.tolist(), dst.tolist())):
+            if up[m]:
+                continue
             nb = recv_all[bounds[j]:bounds[j + 1]]
             p = np.searchsorted(nb, i)
             ok[m] = p < len(nb) and nb[p] == i
-        msg = np.flatnonzero(ok)
-        return self._plan(dst[msg], src[msg], msg, seqs[msg], nbytes, msg), ~ok
+        radio = np.flatnonzero(ok & ~up)
+        plan = self._plan(dst[radio], src[radio], radio, seqs[radio], nbytes, radio)
+        if up.any():
+            link = np.flatnonzero(up)
+            u = self.uplink
+            size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
+            lost = u.loss.lost_keyed(src[link], seqs[link], dst[link], self.n)
+            delay = u.delay.delays(size, None, len(link))
+            plan = Plan(np.concatenate([plan.recv, dst[link]]), np.concatenate([plan.send, src[link]]),
+                        np.concatenate([plan.msg, link]), np.concatenate([plan.lost, lost]),
+                        np.concatenate([plan.delay, delay]))
+        return plan, ~ok
 
     def _plan(self, recv, send, msg, seq, nbytes, index) -> Plan:
         lost = self.loss.lost_keyed(send, seq, recv, self.n)
