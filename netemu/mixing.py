@@ -51,19 +51,40 @@ def memory_step(d_t: np.ndarray) -> np.ndarray:
     return gap
 
 
+_ONE_VALUE: dict = {}  # gamma -> (γ**1, (1 − γ)·γ**0), as numpy computes them over count arrays
+
+
 def sequential_convex(own: np.ndarray, receivers: np.ndarray, senders: np.ndarray, values: np.ndarray,
-                      gamma: float) -> np.ndarray:
+                      gamma: float, out: np.ndarray | None = None) -> np.ndarray:
     """``x_j ← γ x_j + (1 − γ) v`` applied at every receiver ``j`` for each value ``v`` it got, in
     sender order: with ``m`` values ``v_0 … v_{m−1}``, ``x_j ← γ^m x_j + (1 − γ) Σ_l γ^(m−1−l) v_l``.
     ``values[m]`` is the value delivered by ``senders[m]`` to ``receivers[m]``; returns the new
-    ``own`` (a copy), vectorized over all deliveries."""
-    n = own.shape[0]
+    ``own`` (a copy, or ``out`` when given: ``out=own`` updates in place), vectorized over all
+    deliveries."""
+    # Only the receivers' rows change: the work is O(deliveries), not O(n) (a node that got
+    # nothing keeps ``own * γ**0``, i.e. its own value). Same operations, same bits, as the
+    # whole-array form ``own * γ**count`` + ``np.add.at``.
+    if out is None:
+        out = own.astype(np.result_type(own.dtype, np.float64), copy=True)
+    elif out is not own:
+        out[...] = own
+    if not len(receivers):
+        return out
+    shape = (-1,) + (1,) * (own.ndim - 1)
+    if len(receivers) == 1 or (receivers[1:] > receivers[:-1]).all():  # one value per receiver
+        w = _ONE_VALUE.get(gamma)
+        if w is None:
+            one = np.ones(1, dtype=np.int64)
+            w = _ONE_VALUE[gamma] = ((gamma ** one)[0], ((1.0 - gamma) * gamma ** (one - 1))[0])
+        out[receivers] = own[receivers] * w[0] + values * w[1]
+        return out
     order = np.lexsort((senders, receivers))
     r, v = receivers[order], values[order]
-    count = np.bincount(r, minlength=n)
-    pos = np.arange(len(r)) - np.searchsorted(r, r)  # rank within the receiver's group
-    weight = (1.0 - gamma) * gamma ** (count[r] - 1 - pos)
-    shape = (-1,) + (1,) * (own.ndim - 1)
-    out = own * (gamma ** count).reshape(shape)
+    first = np.flatnonzero(np.concatenate([[True], r[1:] != r[:-1]]))
+    count = np.diff(np.append(first, len(r)))  # deliveries per distinct receiver
+    pos = np.arange(len(r)) - np.repeat(first, count)  # rank within the receiver's group
+    weight = (1.0 - gamma) * gamma ** (np.repeat(count, count) - 1 - pos)
+    u = r[first]
+    out[u] = own[u] * (gamma ** count).reshape(shape)
     np.add.at(out, r, v * weight.reshape(shape))
     return out

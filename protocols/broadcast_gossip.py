@@ -38,8 +38,8 @@ class BroadcastGossip(EventProtocol):
 
     def on_message(self, batch: Batch) -> None:
         values = batch.fields["x"][batch.rows]
-        self.x = mixing.sequential_convex(self.x, batch.receivers, batch.senders, values,
-                                          self.p.get("gamma", 0.5))
+        mixing.sequential_convex(self.x, batch.receivers, batch.senders, values, self.p.get("gamma", 0.5),
+                                 out=self.x)  # in place: only the receivers' rows change
 
     def estimate(self) -> np.ndarray:
         return self.x
