@@ -18,17 +18,34 @@ RATE = Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="1.0",
 
 
 class PoissonClock:
+    """The keyed uniforms are drawn ahead, ``block`` wake-ups per node at a time (one vectorized
+    ``keyed_uniform`` call instead of one per wake-up; the values are the same, since each is a
+    pure function of ``(seed, i, c)``)."""
+
+    BLOCK_FLOATS = 1 << 20  # at most this many uniforms drawn ahead (8 MiB)
+
     def __init__(self, ctx, rate: float) -> None:
         self.ctx = ctx
         speed = ctx.speed if ctx.speed is not None else np.ones(ctx.n)
         self.rate = rate * np.asarray(speed, dtype=np.float64)
         self.count = np.zeros(ctx.n, dtype=np.int64)
+        self.block = int(min(64, max(1, self.BLOCK_FLOATS // max(ctx.n, 1))))
+        self._u = np.empty((ctx.n, self.block))  # _u[i, m]: node i's uniform of wake-up _first[i] + m
+        self._first = np.full(ctx.n, -self.block, dtype=np.int64)
 
     def start(self) -> None:
         self.next(np.arange(self.ctx.n))
 
     def next(self, nodes: np.ndarray) -> None:
         """Set the next wake-up of ``nodes``."""
-        u = keyed_uniform(self.ctx.seed, "protocol", nodes, self.count[nodes])
+        c = self.count[nodes]
+        m = c - self._first[nodes]
+        ahead = m >= self.block
+        if ahead.any():  # draw the next block of these nodes' uniforms
+            i, ci = nodes[ahead], c[ahead]
+            self._u[i] = keyed_uniform(self.ctx.seed, "protocol", i[:, None], ci[:, None] + np.arange(self.block))
+            self._first[i] = ci
+            m[ahead] = 0
+        u = self._u[nodes, m]
         self.count[nodes] += 1
         self.ctx.set_timer(nodes, -np.log1p(-u) / self.rate[nodes], "wake")
