@@ -11,6 +11,8 @@ Every handler call goes through ``_call``: a handler that raises ends the run wi
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from netemu import wire
@@ -67,6 +69,12 @@ class Runtime:
                                 f"{self.clock.now:g} s raised {type(e).__name__}: {e}") from e
 
     def _nodes(self, nodes, what: str) -> np.ndarray:
+        if type(nodes) is np.ndarray and nodes.dtype == np.int64 and nodes.ndim == 1:  # fast path
+            if len(nodes) == 1:
+                if 0 <= nodes[0] < self.n:
+                    return nodes
+            elif not len(nodes) or (nodes.min() >= 0 and nodes.max() < self.n):
+                return nodes
         a = np.arange(self.n) if nodes is None else np.asarray(nodes).reshape(-1)
         if a.dtype.kind not in "iu" or (len(a) and (a.min() < 0 or a.max() >= self.n)):
             bad = a[(a < 0) | (a >= self.n)][:1].tolist() if a.dtype.kind in "iu" else a[:1].tolist()
@@ -113,6 +121,13 @@ class Runtime:
 
     def set_timer(self, nodes, delay, tag=None) -> None:
         nodes = self._nodes(nodes, "set_timer")
+        if len(nodes) == 1:  # one node (a Poisson clock's wake-up): plain floats, same sums
+            d1 = np.asarray(delay, dtype=np.float64)
+            if d1.ndim <= 1 and d1.size == 1:
+                dv = float(d1.reshape(-1)[0])
+                if math.isfinite(dv) and dv >= 0:
+                    self.at(self.clock.now + dv, self._timer, nodes, tag)
+                    return
         d = np.broadcast_to(np.asarray(delay, dtype=np.float64), nodes.shape)
         bad = ~np.isfinite(d) | (d < 0)
         if bad.any():

@@ -78,10 +78,16 @@ class SimTransport:
         lost = plan.lost
         if lost.any():
             rt.dropped(rt.k, t, plan.recv[lost], plan.send[lost], "loss")
-        ok = ~lost
-        recv, send, msg, delay = plan.recv[ok], plan.send[ok], plan.msg[ok], plan.delay[ok]
+            ok = ~lost
+            recv, send, msg, delay = plan.recv[ok], plan.send[ok], plan.msg[ok], plan.delay[ok]
+        else:
+            recv, send, msg, delay = plan.recv, plan.send, plan.msg, plan.delay
         rt.res.counters["deliveries"] += len(recv)
         if len(recv) == 0:
+            return
+        if delay[0] == delay[-1] and (len(delay) < 3 or (delay == delay[0]).all()):  # one instant
+            ta = t + delay[0]
+            rt.at(ta, rt.deliver, ta, Batch(rt.n, recv, send, msg, fields))
             return
         order = np.argsort(delay, kind="stable")
         recv, send, msg, delay = recv[order], send[order], msg[order], delay[order]
