@@ -18,11 +18,12 @@ RATE = Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="1.0",
 
 
 class PoissonClock:
-    """The keyed uniforms are drawn ahead, ``block`` wake-ups per node at a time (one vectorized
-    ``keyed_uniform`` call instead of one per wake-up; the values are the same, since each is a
-    pure function of ``(seed, i, c)``)."""
+    """The gaps are computed ahead, ``block`` wake-ups per node at a time (one vectorized
+    ``keyed_uniform`` call and one ``log1p`` instead of one each per wake-up; the values are the
+    same bits, since each uniform is a pure function of ``(seed, i, c)`` and the rest is
+    elementwise)."""
 
-    BLOCK_FLOATS = 1 << 20  # at most this many uniforms drawn ahead (8 MiB)
+    BLOCK_FLOATS = 1 << 20  # at most this many gaps computed ahead (8 MiB)
 
     def __init__(self, ctx, rate: float) -> None:
         self.ctx = ctx
@@ -30,22 +31,36 @@ class PoissonClock:
         self.rate = rate * np.asarray(speed, dtype=np.float64)
         self.count = np.zeros(ctx.n, dtype=np.int64)
         self.block = int(min(64, max(1, self.BLOCK_FLOATS // max(ctx.n, 1))))
-        self._u = np.empty((ctx.n, self.block))  # _u[i, m]: node i's uniform of wake-up _first[i] + m
+        self._gap = np.empty((ctx.n, self.block))  # _gap[i, m]: node i's gap before wake-up _first[i] + m + 1
         self._first = np.full(ctx.n, -self.block, dtype=np.int64)
 
     def start(self) -> None:
         self.next(np.arange(self.ctx.n))
 
+    def _draw(self, i: np.ndarray, c: np.ndarray) -> None:
+        """The next block of gaps of nodes ``i``, from their wake-up numbers ``c`` on."""
+        u = keyed_uniform(self.ctx.seed, "protocol", i[:, None], c[:, None] + np.arange(self.block))
+        self._gap[i] = -np.log1p(-u) / self.rate[i][:, None]
+        self._first[i] = c
+
     def next(self, nodes: np.ndarray) -> None:
         """Set the next wake-up of ``nodes``."""
+        if len(nodes) == 1:  # one node: scalar indexing
+            j = nodes[0]
+            c = self.count[j]
+            m = c - self._first[j]
+            if m >= self.block:
+                self._draw(nodes, self.count[nodes])
+                m = 0
+            self.count[j] = c + 1
+            self.ctx.set_timer(nodes, self._gap[j, m], "wake")
+            return
         c = self.count[nodes]
         m = c - self._first[nodes]
         ahead = m >= self.block
-        if ahead.any():  # draw the next block of these nodes' uniforms
-            i, ci = nodes[ahead], c[ahead]
-            self._u[i] = keyed_uniform(self.ctx.seed, "protocol", i[:, None], ci[:, None] + np.arange(self.block))
-            self._first[i] = ci
+        if ahead.any():
+            self._draw(nodes[ahead], c[ahead])
             m[ahead] = 0
-        u = self._u[nodes, m]
+        gap = self._gap[nodes, m]
         self.count[nodes] += 1
-        self.ctx.set_timer(nodes, -np.log1p(-u) / self.rate[nodes], "wake")
+        self.ctx.set_timer(nodes, gap, "wake")
