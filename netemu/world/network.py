@@ -105,8 +105,7 @@ class Network:
             m = int(hi - lo)
             msg = np.zeros(m, dtype=np.int64)
             recv = recv_all[lo:hi].copy() if m else np.empty(0, dtype=np.int64)
-            return self._plan(recv, np.full(m, j, dtype=senders.dtype), msg,
-                              np.full(m, seqs[0], dtype=seqs.dtype), nbytes, msg)
+            return self._plan(recv, senders.repeat(m), msg, seqs[:1].repeat(m), nbytes, msg)
         lo, hi = bounds[senders], bounds[senders + 1]
         counts = hi - lo
         msg = np.repeat(np.arange(len(senders)), counts)
