@@ -12,7 +12,8 @@ from netemu.errors import ProtocolError
 from netemu.protocol import Protocol
 
 
-BUILTINS = ("gossip", "push-sum", "pulm", "dgd", "push-diging", "pulm-dgd", "local-sgd", "easgd")
+BUILTINS = ("gossip", "push-sum", "pulm", "dgd", "push-diging", "pulm-dgd", "local-sgd", "easgd",
+            "broadcast-gossip", "async-push-sum")
 
 
 def test_builtins_are_listed_and_conform():
