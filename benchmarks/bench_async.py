@@ -198,7 +198,8 @@ def main(argv=None) -> None:
     n = args.nodes
     degree = sum(map(len, base.neighbours)) / n
     print(f"broadcast gossip, {n} nodes, radio unit disk {RANGE:g} m, mean degree {degree:.1f}, "
-          f"Poisson clocks 1/s, gamma {GAMMA}, no loss, no delay; {args.repeats} repeats", flush=True)
+          f"Poisson clocks 1/s, gamma {GAMMA}, no loss, no delay"
+          f"{' (but in the resolution run)' if args.resolution > 0 else ''}; {args.repeats} repeats", flush=True)
 
     simpy_label = "SimPy, one event per delivery"
     rows: dict[str, list] = {simpy_label: [], **{k: [] for k in runs}}
