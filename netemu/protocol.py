@@ -79,6 +79,10 @@ class Context:
         """``on_timer(nodes, tag)`` after ``delay`` seconds (one number, or one per node)."""
         self.runtime.set_timer(nodes, delay, tag)
 
+    def set_timer_at(self, nodes, t, tag=None) -> None:
+        """``on_timer(nodes, tag)`` at time ``t`` ``>= now`` (one number, or one per node)."""
+        self.runtime.set_timer(nodes, t, tag, absolute=True)
+
     def out_degree_now(self) -> np.ndarray:
         """Every node's nominal out-degree in the graph of the current period, ``[n]``."""
         return self.runtime.net.out_degree(self.now)

@@ -14,18 +14,18 @@ import numpy as np
 
 from netemu import mixing
 from netemu.protocol import Batch, EventProtocol
-from netemu.protocols.clocks import RATE, PoissonClock
+from netemu.protocols.clocks import RATE, SLOT, PoissonClock
 
 
 class AsyncPushSum(EventProtocol):
     name = "async-push-sum"
     paper = "Kempe, Dobra & Gehrke 2003, push-sum (asynchronous, Poisson clocks)"
-    params = {"rate": RATE}
+    params = {"rate": RATE, "slot": SLOT}
 
     def start(self, x0: np.ndarray) -> None:
         self.s = np.array(x0, dtype=np.float64)
         self.w = np.ones(self.ctx.n)
-        self.clock = PoissonClock(self.ctx, self.p.get("rate", RATE.default))
+        self.clock = PoissonClock(self.ctx, self.p.get("rate", RATE.default), self.p.get("slot", 0.0))
 
     def on_start(self) -> None:
         self.clock.start()

@@ -15,7 +15,7 @@ import numpy as np
 from netemu import mixing
 from netemu.params import Key
 from netemu.protocol import Batch, EventProtocol
-from netemu.protocols.clocks import RATE, PoissonClock
+from netemu.protocols.clocks import RATE, SLOT, PoissonClock
 
 
 class BroadcastGossip(EventProtocol):
@@ -23,11 +23,11 @@ class BroadcastGossip(EventProtocol):
     paper = "Aysal, Yildiz, Sarwate & Scaglione 2009, broadcast gossip"
     params = {"gamma": Key("float", 0.5, lo=0, hi=1, lo_open=True, example="0.5",
                            doc="mixing weight γ kept by a receiver, in (0, 1)"),
-              "rate": RATE}
+              "rate": RATE, "slot": SLOT}
 
     def start(self, x0: np.ndarray) -> None:
         self.x = np.array(x0, dtype=np.float64)
-        self.clock = PoissonClock(self.ctx, self.p.get("rate", RATE.default))
+        self.clock = PoissonClock(self.ctx, self.p.get("rate", RATE.default), self.p.get("slot", 0.0))
 
     def on_start(self) -> None:
         self.clock.start()

@@ -4,6 +4,11 @@ Node ``i`` wakes at the ticks of a Poisson process of rate ``λ_i = rate · ctx.
 straggler settings make a slow node's clock slow). The gap before node ``i``'s ``c``-th wake-up is
 ``−ln(1 − u) / λ_i`` with ``u`` keyed by ``(seed, i, c)`` (``netemu.rng.keyed_uniform``): every
 asynchronous protocol of a run sees the same wake-up times.
+
+With ``slot > 0`` each wake-up is postponed to the next multiple of ``slot`` (the Poisson times
+themselves are unchanged, so the clocks do not drift): nodes waking in one slot act together, one
+event and one batch of broadcasts instead of one each. An approximation of continuous time, for
+large swarms; ``slot = 0`` (the default) keeps continuous time.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from netemu.rng import keyed_uniform
 
 RATE = Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="1.0",
            doc="wake-ups per second of a node at nominal speed (Poisson clock)")
+SLOT = Key("float", 0.0, lo=0, hi=1e6, example="0.01",
+           doc="wake-ups postponed to multiples of this (s), so nodes of one slot act together; 0: continuous")
 
 
 class PoissonClock:
@@ -25,8 +32,10 @@ class PoissonClock:
 
     BLOCK_FLOATS = 1 << 20  # at most this many gaps computed ahead (8 MiB)
 
-    def __init__(self, ctx, rate: float) -> None:
+    def __init__(self, ctx, rate: float, slot: float = 0.0) -> None:
         self.ctx = ctx
+        self.slot = slot
+        self.when = np.zeros(ctx.n)  # each node's Poisson time of its latest wake-up (slot > 0)
         speed = ctx.speed if ctx.speed is not None else np.ones(ctx.n)
         self.rate = rate * np.asarray(speed, dtype=np.float64)
         self.count = np.zeros(ctx.n, dtype=np.int64)
@@ -45,6 +54,8 @@ class PoissonClock:
 
     def next(self, nodes: np.ndarray) -> None:
         """Set the next wake-up of ``nodes``."""
+        if self.slot > 0:
+            return self._next_slotted(nodes)
         if len(nodes) == 1:  # one node: scalar indexing
             j = nodes[0]
             c = self.count[j]
@@ -64,3 +75,19 @@ class PoissonClock:
         gap = self._gap[nodes, m]
         self.count[nodes] += 1
         self.ctx.set_timer(nodes, gap, "wake")
+
+    def _gaps(self, nodes: np.ndarray) -> np.ndarray:
+        c = self.count[nodes]
+        m = c - self._first[nodes]
+        ahead = m >= self.block
+        if ahead.any():
+            self._draw(nodes[ahead], c[ahead])
+            m[ahead] = 0
+        self.count[nodes] += 1
+        return self._gap[nodes, m]
+
+    def _next_slotted(self, nodes: np.ndarray) -> None:
+        when = self.when[nodes] + self._gaps(nodes)
+        self.when[nodes] = when
+        due = np.maximum(np.ceil(when / self.slot), round(self.ctx.now / self.slot)) * self.slot
+        self.ctx.set_timer_at(nodes, due, "wake")

@@ -165,7 +165,7 @@ def test_settings_of_the_other_kind_are_refused():
     with pytest.raises(ScenarioError, match=r"'pulm' is round-based and computes nothing: on a consensus "
                                             r"task \[compute\] only sets the clock rates of event protocols"):
         from_dict({**base, "compute": {"speeds": {"dist": "uniform"}}, "protocols": [{"name": "pulm"}]})
-    with pytest.raises(ScenarioError, match=r"\[protocols #1\] inner_rounds: unknown key \(valid: gamma, label, name, rate\)"):
+    with pytest.raises(ScenarioError, match=r"\[protocols #1\] inner_rounds: unknown key \(valid: gamma, label, name, rate, slot\)"):
         from_dict({**base, "protocols": [{"name": "broadcast-gossip", "inner_rounds": 2}]})
 
 
@@ -332,3 +332,49 @@ def test_unicast_over_the_uplink_and_out_of_radio_range(tmp_path):
 def test_uplink_server_must_be_a_node():
     with pytest.raises(ScenarioError, match=r"\[network.uplink\] server = 9 is not a node: ids are 0..3"):
         from_dict({"network": {"nodes": 4, "uplink": {"server": 9}}, "protocols": [{"name": "pulm"}]})
+
+
+class TxTimes(Observer):
+    def __init__(self):
+        self.t, self.nodes, self.rx = [], [], []
+
+    def transmit(self, label, k, t, senders, nbytes):
+        self.t += [t] * len(senders)
+        self.nodes += senders.tolist()
+
+    def deliver(self, label, k, t, recv, send):
+        self.rx.append((t, len(recv)))
+
+
+def test_slotted_clocks_postpone_wake_ups_to_the_slot_and_batch_them():
+    def run(**params):
+        sc = from_dict({"seed": 6, "network": {"nodes": 200, "topology": "random", "p": 0.05},
+                        "run": {"rounds": 20}, "task": {"kind": "consensus"},
+                        "protocols": [{"name": "broadcast-gossip", **params}]})
+        obs = TxTimes()
+        traj, topo, x0 = prepare(sc)
+        res = SimEngine(sc, x0, traj, topo, observers=(obs,)).run_protocol(sc.protocols[0])
+        return res, obs
+
+    cont, oc = run()
+    slot, os_ = run(slot=0.1)
+    t = np.array(os_.t)
+    assert np.allclose(t / 0.1, np.round(t / 0.1), atol=1e-9)  # every wake-up on a slot
+    per_node_c = np.bincount(oc.nodes, minlength=200)
+    per_node_s = np.bincount(os_.nodes, minlength=200)
+    assert np.abs(per_node_c - per_node_s).max() <= 1  # the same Poisson times, only postponed
+    assert slot.counters["events"] < cont.counters["events"] / 5  # one event per slot, not per wake-up
+    assert slot.final()["disagreement"] < 1e-3
+
+
+def test_resolution_rounds_event_arrival_times():
+    sc = from_dict({"seed": 6, "network": {"nodes": 50, "topology": "random", "p": 0.1,
+                                           "delay": {"latency": 0.01, "resolution": 0.5}},
+                    "run": {"rounds": 10}, "task": {"kind": "consensus"},
+                    "protocols": [{"name": "async-push-sum"}]})
+    obs = TxTimes()
+    traj, topo, x0 = prepare(sc)
+    SimEngine(sc, x0, traj, topo, observers=(obs,)).run_protocol(sc.protocols[0])
+    times = np.array([t for t, _ in obs.rx])
+    assert np.allclose(times / 0.5, np.round(times / 0.5))  # arrivals on the resolution's multiples
+    assert np.all(np.array(obs.t) < 10.0)

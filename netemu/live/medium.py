@@ -269,7 +269,7 @@ class Medium(asyncio.DatagramProtocol):
             st["drops"] += int(plan.lost.sum())
             rt.dropped(rt.k, at, plan.recv[plan.lost], plan.send[plan.lost], "loss")
         ok = ~plan.lost
-        self._forward(data, src, ("s", seq), plan.recv[ok], at + plan.delay[ok])
+        self._forward(data, src, ("s", seq), plan.recv[ok], plan.arrive[ok])
 
     def _forward(self, data: bytes, src: int, tag, recv: np.ndarray, arrive: np.ndarray) -> None:
         """Send copies of ``data`` to ``recv`` at the planned simulated instants ``arrive``."""

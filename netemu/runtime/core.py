@@ -37,6 +37,7 @@ class Runtime:
         self.ctx = Context(n=n, seed=seed, period=period, active=np.ones(n, dtype=bool),
                            out_degree=np.zeros(n, dtype=np.int64), rounds=rounds, runtime=self)
         self.seq = np.zeros(n, dtype=np.int64)  # per-sender message numbers (event traffic)
+        self._timers: dict = {}  # (time, tag) -> node arrays of the timers due then
         self.proto = None
         self.compute_clock = None  # the compute clock of an optimization run (set by its builder)
         self.k = 0  # the current round / sample index, for the trace
@@ -119,14 +120,18 @@ class Runtime:
         self._count_tx(src, nbytes)
         self.transport.unicast(src, dst, seqs, fields, nbytes, self.clock.now)
 
-    def set_timer(self, nodes, delay, tag=None) -> None:
+    def set_timer(self, nodes, delay, tag=None, absolute: bool = False) -> None:
+        """Timers after ``delay`` seconds, or at time ``delay`` when ``absolute``."""
         nodes = self._nodes(nodes, "set_timer")
-        if len(nodes) == 1:  # one node (a Poisson clock's wake-up): plain floats, same sums
+        if absolute:
+            at = np.broadcast_to(np.asarray(delay, dtype=np.float64), nodes.shape)
+            delay = at - self.clock.now
+        if not absolute and len(nodes) == 1:  # one node (a Poisson clock's wake-up): plain floats, same sums
             d1 = np.asarray(delay, dtype=np.float64)
             if d1.ndim <= 1 and d1.size == 1:
                 dv = float(d1.reshape(-1)[0])
                 if math.isfinite(dv) and dv >= 0:
-                    self.at(self.clock.now + dv, self._timer, nodes, tag)
+                    self._timer_at(self.clock.now + dv, nodes, tag)
                     return
         d = np.broadcast_to(np.asarray(delay, dtype=np.float64), nodes.shape)
         bad = ~np.isfinite(d) | (d < 0)
@@ -137,15 +142,34 @@ class Runtime:
                                 f"a delay must be a finite number of seconds >= 0")
         if not len(nodes):
             return
-        t = self.clock.now + d
-        if d.ndim == 0 or np.all(d == d[0]):
-            self.at(float(t[0]), self._timer, nodes, tag)
+        t = self.clock.now + d if not absolute else at
+        if t.ndim == 0 or np.all(t == t[0]):
+            self._timer_at(float(t[0]), nodes, tag)
             return
         order = np.argsort(t, kind="stable")
         t, nodes = t[order], nodes[order]
         cuts = np.flatnonzero(np.diff(t)) + 1
         for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(t)]]).tolist()):
-            self.at(float(t[a]), self._timer, nodes[a:b], tag)
+            self._timer_at(float(t[a]), nodes[a:b], tag)
+
+    def _timer_at(self, t: float, nodes: np.ndarray, tag) -> None:
+        """Timers with one tag due at one instant fire together, as one ``on_timer`` call at the
+        place of the first one set (as deliveries of one instant form one batch)."""
+        try:
+            key = (t, tag)
+            bucket = self._timers.get(key)
+        except TypeError:  # an unhashable tag: its own event
+            self.at(t, self._timer, nodes, tag)
+            return
+        if bucket is not None:
+            bucket.append(nodes)
+            return
+        self._timers[key] = [nodes]
+        self.at(t, self._fire_timers, key)
+
+    def _fire_timers(self, key) -> None:
+        bucket = self._timers.pop(key)
+        self._timer(bucket[0] if len(bucket) == 1 else np.concatenate(bucket), key[1])
 
     def _count_tx(self, senders: np.ndarray, nbytes: int) -> None:
         c = self.res.counters

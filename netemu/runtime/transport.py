@@ -79,18 +79,18 @@ class SimTransport:
         if lost.any():
             rt.dropped(rt.k, t, plan.recv[lost], plan.send[lost], "loss")
             ok = ~lost
-            recv, send, msg, delay = plan.recv[ok], plan.send[ok], plan.msg[ok], plan.delay[ok]
+            recv, send, msg, arrive = plan.recv[ok], plan.send[ok], plan.msg[ok], plan.arrive[ok]
         else:
-            recv, send, msg, delay = plan.recv, plan.send, plan.msg, plan.delay
+            recv, send, msg, arrive = plan.recv, plan.send, plan.msg, plan.arrive
         rt.res.counters["deliveries"] += len(recv)
         if len(recv) == 0:
             return
-        if delay[0] == delay[-1] and (len(delay) < 3 or (delay == delay[0]).all()):  # one instant
-            ta = t + delay[0]
+        if arrive[0] == arrive[-1] and (len(arrive) < 3 or (arrive == arrive[0]).all()):  # one instant
+            ta = float(arrive[0])
             rt.at(ta, rt.deliver, ta, Batch(rt.n, recv, send, msg, fields))
             return
-        order = np.argsort(delay, kind="stable")
-        recv, send, msg, delay = recv[order], send[order], msg[order], delay[order]
-        for a, b in _groups(delay):
-            ta = t + delay[a]
+        order = np.argsort(arrive, kind="stable")
+        recv, send, msg, arrive = recv[order], send[order], msg[order], arrive[order]
+        for a, b in _groups(arrive):
+            ta = float(arrive[a])
             rt.at(ta, rt.deliver, ta, Batch(rt.n, recv[a:b], send[a:b], msg[a:b], fields))

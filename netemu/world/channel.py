@@ -108,6 +108,16 @@ class Delay:
             return self.scale * u
         return self.scale * np.exp(self.sigma * ndtri(np.clip(u, 1e-300, None)))
 
+    def arrivals(self, t: float, nbytes, jitter: np.ndarray | None, m: int) -> np.ndarray:
+        """Arrival times of receptions sent at ``t``: ``t + delay``, with ``resolution > 0``
+        rounded *up* to a multiple of it (never earlier than exact)."""
+        base = self.latency + (np.asarray(nbytes) / self.bandwidth if self.bandwidth else 0.0)
+        d = np.full(m, base, dtype=np.float64) if jitter is None else base + jitter
+        a = t + d
+        if self.resolution > 0:
+            a = np.ceil(a / self.resolution) * self.resolution
+        return a
+
     def delays(self, nbytes, jitter: np.ndarray | None, m: int) -> np.ndarray:
         """Per-reception delays; with ``resolution > 0`` rounded *up* to a multiple of it, so that
         receptions share arrival instants (fewer, larger batches; never earlier than exact).

@@ -34,13 +34,15 @@ class Round:
 @dataclass
 class Plan:
     """The receptions of a set of broadcasts (or unicasts): ``recv[m]`` hears ``send[m]``'s
-    message ``msg[m]`` (an index into the senders given) after ``delay[m]`` unless ``lost[m]``."""
+    message ``msg[m]`` (an index into the senders given) at time ``arrive[m]`` unless ``lost[m]``.
+    With ``[network.delay] resolution`` the arrival *times* are rounded up to its multiples, so
+    receptions of messages sent at different instants can share an arrival instant."""
 
     recv: np.ndarray
     send: np.ndarray
     msg: np.ndarray
     lost: np.ndarray
-    delay: np.ndarray
+    arrive: np.ndarray
 
 
 @dataclass
@@ -105,13 +107,13 @@ class Network:
             m = int(hi - lo)
             msg = np.zeros(m, dtype=np.int64)
             recv = recv_all[lo:hi].copy() if m else np.empty(0, dtype=np.int64)
-            return self._plan(recv, senders.repeat(m), msg, seqs[:1].repeat(m), nbytes, msg)
+            return self._plan(recv, senders.repeat(m), msg, seqs[:1].repeat(m), nbytes, msg, t)
         lo, hi = bounds[senders], bounds[senders + 1]
         counts = hi - lo
         msg = np.repeat(np.arange(len(senders)), counts)
         starts = np.repeat(lo - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
         recv = recv_all[starts + np.arange(len(msg))] if len(msg) else np.empty(0, dtype=np.int64)
-        return self._plan(recv, senders[msg], msg, seqs[msg], nbytes, msg)
+        return self._plan(recv, senders[msg], msg, seqs[msg], nbytes, msg, t)
 
     def unicast(self, src: np.ndarray, dst: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> tuple[Plan, np.ndarray]:
         """Unicasts ``src[m] → dst[m]``: over the uplink when one end is its server, else over the
@@ -128,21 +130,20 @@ class Network:
             p = np.searchsorted(nb, i)
             ok[m] = p < len(nb) and nb[p] == i
         radio = np.flatnonzero(ok & ~up)
-        plan = self._plan(dst[radio], src[radio], radio, seqs[radio], nbytes, radio)
+        plan = self._plan(dst[radio], src[radio], radio, seqs[radio], nbytes, radio, t)
         if up.any():
             link = np.flatnonzero(up)
             u = self.uplink
             size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
             lost = u.loss.lost_keyed(src[link], seqs[link], dst[link], self.n)
-            delay = u.delay.delays(size, None, len(link))
+            arrive = t + u.delay.delays(size, None, len(link))
             plan = Plan(np.concatenate([plan.recv, dst[link]]), np.concatenate([plan.send, src[link]]),
                         np.concatenate([plan.msg, link]), np.concatenate([plan.lost, lost]),
-                        np.concatenate([plan.delay, delay]))
+                        np.concatenate([plan.arrive, arrive]))
         return plan, ~ok
 
-    def _plan(self, recv, send, msg, seq, nbytes, index) -> Plan:
+    def _plan(self, recv, send, msg, seq, nbytes, index, t: float) -> Plan:
         lost = self.loss.lost_keyed(send, seq, recv, self.n)
         jitter = self.delay.jitter_keyed(send, seq, recv)
         size = np.asarray(nbytes)[index] if np.ndim(nbytes) else nbytes
-        delay = self.delay.delays(size, jitter, len(recv))
-        return Plan(recv, send, msg, lost, delay)
+        return Plan(recv, send, msg, lost, self.delay.arrivals(t, size, jitter, len(recv)))
