@@ -3,7 +3,9 @@ protocol on the same network realization, write the outputs.
 
 Optimization runs (``[task] kind = "logistic"``, ``"digits"``, or a task passed from Python as
 ``run_scenario(sc, out, task=ModuleTask(...))`` with ``kind = "custom"``) write ``loss``,
-``grad_norm_sq`` and ``accuracy`` plots against round and against simulated time.
+``grad_norm_sq``, ``accuracy`` and ``disagreement`` plots (``netemu.outputs.opt_plots``: convex
+tasks add ``opt_gap`` and ``dist_opt``, ``[output] metrics`` more) against round and, all but
+``disagreement``, against simulated time.
 """
 
 from __future__ import annotations
@@ -15,13 +17,13 @@ from pathlib import Path
 
 from netemu.engine import SimEngine
 from netemu.errors import ScenarioError
-from netemu.outputs import plot_metric, staged, write_metrics, write_summary
+from netemu.outputs import opt_plots, plot_metric, staged, write_metrics, write_summary
 from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
 from netemu.scenario import build
 
-# (metric, log scale) plotted for optimization runs, each against round and simulated time
-OPT_PLOTS = (("loss", True), ("grad_norm_sq", True), ("accuracy", False), ("disagreement", True))
+# y-axis capped at 100× the largest first value, so one diverging protocol does not flatten the rest
+CAPPED = ("loss", "grad_norm_sq", "opt_gap", "dist_opt", "dist_opt_worst")
 
 
 def prepare(sc):
@@ -131,8 +133,8 @@ def write_results(stage: Path, sc, results: list, task, suffix: str = "") -> Non
     if task is None:
         plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
         return
-    for metric, log_scale in OPT_PLOTS:
-        cap = 100.0 if metric in ("loss", "grad_norm_sq") else None
+    for metric, log_scale in opt_plots(sc.task, sc.output):  # plus opt_gap, dist_opt on convex tasks
+        cap = 100.0 if metric in CAPPED else None
         plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
         if metric != "disagreement":
             plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time", log=log_scale, cap=cap)
