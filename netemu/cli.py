@@ -75,6 +75,63 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
                 click.echo(f"wrote {out}/{metric}.png")
 
 
+@main.command("plot-sweep")
+@click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--x", "x_key", required=True, metavar="KEY",
+              help="dotted scenario key (network.loss, protocols.0.alpha), or protocols.KEY for each "
+                   "protocol's own KEY (several protocols per run)")
+@click.option("--metric", default="loss", show_default=True, help="final metric on the y-axis")
+@click.option("--at-time", type=float, default=None, metavar="SECONDS",
+              help="the metric at this simulated time instead of the final one (one time budget)")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="figure file (default: DIR/<metric>_vs_<KEY>.png of the first DIR)")
+@click.option("--mark", "marks", multiple=True, metavar="VALUE[=TEXT]",
+              help="a vertical line at VALUE, labelled TEXT (repeatable), e.g. --mark '0.111=2/(m+2)'")
+@click.option("--best", type=click.Choice(["auto", "min", "max", "none"]), default="auto", show_default=True,
+              help="star each line's best point (auto: max for accuracy, min otherwise)")
+@click.option("--logx/--linx", default=None, help="x scale (default: log when x spans a factor 10 or more)")
+@click.option("--logy/--liny", default=None, help="y scale (default: linear for accuracy, else log)")
+@click.option("--title", default=None, help="figure title")
+@click.option("--name", "names", multiple=True, metavar="SERIES=TEXT",
+              help="legend text of a series (as printed), e.g. --name 'network.loss=0=lossless' (repeatable)")
+def plot_sweep_cmd(dirs: tuple, x_key: str, metric: str, at_time: float | None, out: Path | None,
+                   marks: tuple, best: str, logx, logy, title, names: tuple) -> None:
+    """Final METRIC (or the one --at-time) of every run under DIRS (netemu run output folders,
+    sweeps included) against the swept value KEY: one line per setting, the best point starred;
+    prints the points."""
+    from netemu.sweep import plot_sweep, sweep_points
+
+    points = sweep_points(list(dirs), x_key, metric, at_time)
+    best = ("max" if metric == "accuracy" else "min") if best == "auto" else best
+    parsed = []
+    for m in marks:
+        value, _, text = m.partition("=")
+        try:
+            parsed.append((float(value), text or value))
+        except ValueError:
+            raise click.BadParameter(f"{m!r}: expected VALUE[=TEXT], e.g. 0.111=2/(m+2)",
+                                     param_hint="--mark") from None
+    series = {p["series"] for p in points}
+    legend = {}
+    for item in names:  # the series name itself may hold "=": match the longest known prefix
+        hit = max((s for s in series if item.startswith(s + "=")), key=len, default=None)
+        if hit is None:
+            raise click.BadParameter(f"{item!r}: expected SERIES=TEXT with SERIES one of "
+                                     f"{', '.join(sorted(map(repr, series)))}", param_hint="--name")
+        legend[hit] = item[len(hit) + 1:]
+    out = out or Path(dirs[0]) / f"{metric}_vs_{x_key}.png"
+    bests = plot_sweep(out, points, metric, x_key, marks=parsed, best=best, logx=logx, logy=logy,
+                       title=title, names=legend, at_time=at_time)
+    width = max(len("series"), *(len(p["series"]) for p in points)) + 2
+    click.echo(f"{'series':<{width}}{x_key:>18}  {metric:>12}")
+    for p in points:
+        flag = "  diverged" if p["diverged"] else ""
+        click.echo(f"{p['series']:<{width}}{str(p['x']):>18}  {p['value']:12.5g}{flag}")
+    for s, b in bests.items():
+        click.echo(f"best {metric} ({best}) of {s or metric}: {b['value']:.5g} at {x_key} = {b['x']}")
+    click.echo(f"wrote {out}")
+
+
 @main.command("protocols")
 def protocols_cmd() -> None:
     """List the registered protocols and their papers."""

@@ -88,3 +88,39 @@ def sequential_convex(own: np.ndarray, receivers: np.ndarray, senders: np.ndarra
     out[u] = own[u] * (gamma ** count).reshape(shape)
     np.add.at(out, r, v * weight.reshape(shape))
     return out
+
+
+def metropolis_weights(receivers: np.ndarray, senders: np.ndarray, degree: np.ndarray) -> np.ndarray:
+    """Metropolis–Hastings weights ``W_ij = 1 / (1 + max(d_i, d_j))`` of the links
+    ``i = receivers[m] ← j = senders[m]`` of an undirected graph with degrees ``d`` (self not
+    counted). With self weights ``W_ii = 1 − Σ_j W_ij`` (``weighted_pull``) the matrix is symmetric
+    and doubly stochastic (Xiao & Boyd, "Fast linear iterations for distributed averaging", 2004)."""
+    degree = np.asarray(degree)
+    return 1.0 / (1.0 + np.maximum(degree[receivers], degree[senders]))
+
+
+def metropolis_matrix(receivers: np.ndarray, senders: np.ndarray, n: int) -> np.ndarray:
+    """The dense ``[n, n]`` Metropolis matrix of the undirected graph whose links (both directions
+    listed) are ``receivers[m] ← senders[m]``: off-diagonal ``metropolis_weights``, diagonal the rest."""
+    receivers, senders = np.asarray(receivers), np.asarray(senders)
+    W = np.zeros((n, n))
+    W[receivers, senders] = metropolis_weights(receivers, senders, np.bincount(receivers, minlength=n))
+    W[np.diag_indices(n)] = 1.0 - W.sum(axis=1)
+    return W
+
+
+def weighted_receiver_sum(receivers: np.ndarray, rows: np.ndarray, weights: np.ndarray, values: np.ndarray,
+                          n: int) -> np.ndarray:
+    """``out[i] = Σ weights[m] · values[rows[m]]`` over the deliveries ``m`` to ``i`` (one sparse product)."""
+    values = np.asarray(values)
+    matrix = sp.csr_matrix((np.asarray(weights, dtype=np.float64), (receivers, rows)),
+                           shape=(n, values.shape[0]))
+    flat = values.reshape(values.shape[0], -1)
+    return np.asarray(matrix @ flat).reshape((n,) + values.shape[1:])
+
+
+def weighted_pull(own: np.ndarray, weighted_sum: np.ndarray, weight_sum: np.ndarray) -> np.ndarray:
+    """``x_i ← (1 − Σ_j W_ij) x_i + Σ_j W_ij x_j`` over the ``j`` that ``i`` received: the self weight
+    takes whatever was not received, so each row of ``W`` still sums to one."""
+    keep = (1.0 - np.asarray(weight_sum, dtype=np.float64)).reshape((-1,) + (1,) * (own.ndim - 1))
+    return own * keep + weighted_sum
