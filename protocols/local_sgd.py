@@ -46,13 +46,10 @@ from __future__ import annotations
 import numpy as np
 
 from netemu import mixing
-from netemu.errors import ScenarioError
 from netemu.optim import OptProtocol
 from netemu.protocol import Accumulator, Batch
 from netemu.params import Key
 from netemu.schedules import inner_rounds_key
-from netemu.world.channel import IndependentLoss
-from netemu.world.topology import LatentTopology
 
 SELECT = 1  # ctx.rng(SELECT, s): the clients of period s
 
@@ -77,7 +74,9 @@ class LocalSGD(OptProtocol):
         self.x = np.array(x0, dtype=np.float64)
         self.k = self.r = self.s = 0  # local steps, round of the period, periods done
         self.pulm = self.p["averaging"] == "pulm"
-        self.degree = static_degrees(self.ctx) if self.p["weights"] == "metropolis" else None
+        # metropolis: a static undirected graph (checked when the scenario loads), so the nominal
+        # out-degrees are the degrees
+        self.degree = self.ctx.out_degree_now() if self.p["weights"] == "metropolis" else None
         self.sel = None  # the nodes selected this period (None: all, fraction = 1)
         self.bind_schedules(self.p["tau"])
         self.acc = Accumulator(self.ctx.n, ("x", "d") if self.pulm else ("x",))
@@ -168,33 +167,3 @@ class LocalSGD(OptProtocol):
 
     def estimate(self) -> np.ndarray:
         return self.x_start if self.in_local else self.x  # local steps count once the period's done
-
-
-TOPOLOGY_KEYS = {"RandomTopology": "random", "RadioTopology": "radio", "ScheduleTopology": "schedule"}
-
-
-def static_degrees(ctx) -> np.ndarray:
-    """Node degrees of the run's fixed undirected graph, for ``weights = "metropolis"``; a
-    ``ScenarioError`` naming the ``[network]`` key unless the network is a latent undirected graph
-    whose links never go down and never lose (or delay past the round) a message."""
-    net = getattr(ctx.runtime, "net", None)
-    topo = getattr(net, "topology", None)
-    why = None
-    if not isinstance(topo, LatentTopology):
-        kind = TOPOLOGY_KEYS.get(type(topo).__name__, type(topo).__name__)
-        why = f'[network] topology = "{kind}" is not a fixed latent graph'
-    elif topo.disconnect > 0:
-        why = f"[network] disconnect = {topo.disconnect:g} takes links down each round"
-    elif set(zip(topo.recv.tolist(), topo.send.tolist())) != set(zip(topo.send.tolist(), topo.recv.tolist())):
-        why = "[network] graph is directed (graph = \"directed-random\", or directed = true with a file)"
-    elif not isinstance(net.loss, IndependentLoss):
-        why = "[network.loss_model] kind = \"gilbert-elliott\" loses messages"
-    elif net.loss.loss > 0:
-        why = f"[network] loss = {net.loss.loss:g} loses messages"
-    elif net.delay.has_jitter:
-        why = f"[network.delay] jitter = \"{net.delay.jitter}\" can delay messages past the round"
-    if why:
-        raise ScenarioError(f"local-sgd: weights = \"metropolis\" needs a static undirected graph without "
-                            f"loss ([network] topology = \"latent\" with an undirected graph, disconnect = 0, "
-                            f"loss = 0, no jitter), but {why}; fix that, or use weights = \"uniform\"")
-    return np.bincount(topo.recv, minlength=ctx.n)

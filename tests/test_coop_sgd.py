@@ -158,8 +158,8 @@ def test_metropolis_local_sgd_equals_dense_reference(tmp_path, averaging):
      'jitter = "uniform"'),
 ])
 def test_metropolis_is_refused_off_a_static_undirected_lossless_graph(tmp_path, network, key):
-    sc = scenario(tmp_path, network, [{"name": "local-sgd", "averaging": "gossip", "weights": "metropolis"}], 4)
     with pytest.raises(ScenarioError, match='weights = "metropolis" needs a static undirected graph') as e:
+        sc = scenario(tmp_path, network, [{"name": "local-sgd", "averaging": "gossip", "weights": "metropolis"}], 4)
         run_scenario(sc, tmp_path / "out", progress=False)
     assert key in str(e.value) and 'weights = "uniform"' in str(e.value)
     assert not (tmp_path / "out").exists()

@@ -186,6 +186,7 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     check_output_metrics(output, task, source)
     top["compute"] = check_compute(top["compute"], task, source)
     check_timing(top["compute"], task, protocols, source)
+    check_static_weights(network, protocols, source)
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
                     protocols=protocols, compute=top["compute"] or {},
@@ -308,6 +309,31 @@ def check_task_protocols(task: dict, protocols: list[dict], source: str) -> None
             raise ScenarioError(f"{source}: [protocols #{i + 1}] name = {p['name']!r} is a consensus "
                                 f"protocol and cannot run [task] kind = {task['kind']!r}; use one of "
                                 f"dgd, push-diging, pulm-dgd, local-sgd, easgd")
+
+
+def check_static_weights(network: dict, protocols: list[dict], source: str) -> None:
+    """``weights = "metropolis"`` needs a static undirected graph on which every message arrives."""
+    for i, p in enumerate(protocols):
+        if p.get("weights") != "metropolis":
+            continue
+        why = None
+        if network["topology"] != "latent":
+            why = f'[network] topology = "{network["topology"]}" is not a fixed latent graph'
+        elif network["disconnect"] > 0:
+            why = f"[network] disconnect = {network['disconnect']:g} takes links down each round"
+        elif network["graph"] == "directed-random" or network["directed"]:
+            why = "[network] graph is directed (graph = \"directed-random\", or directed = true with a file)"
+        elif (network["loss_model"] or {}).get("kind") == "gilbert-elliott":
+            why = "[network.loss_model] kind = \"gilbert-elliott\" loses messages"
+        elif network["loss"] > 0:
+            why = f"[network] loss = {network['loss']:g} loses messages"
+        elif (network["delay"] or {}).get("jitter", "none") != "none" and network["delay"]["jitter_scale"] > 0:
+            why = f"[network.delay] jitter = \"{network['delay']['jitter']}\" can delay messages past the round"
+        if why:
+            raise ScenarioError(f"{source}: [protocols #{i + 1}] weights = \"metropolis\" needs a static "
+                                f"undirected graph without loss ([network] topology = \"latent\" with an "
+                                f"undirected graph, disconnect = 0, loss = 0, no jitter), but {why}; fix that, "
+                                f"or use weights = \"uniform\"")
 
 
 def check_timing(compute: dict, task: dict, protocols: list[dict], source: str) -> None:
