@@ -55,7 +55,7 @@ def run_all(runs: list, out: Path, jobs: int = 1, progress=None, announce=None, 
     return done
 
 
-PANEL_METRICS = ("consensus_error", "loss", "grad_norm_sq")
+PANEL_METRICS = ("consensus_error", "loss", "grad_norm_sq", "opt_gap", "dist_opt")
 
 
 def plot_panels(path: Path, runs: list, metric: str, title: str, cap: float = 1e3) -> bool:
