@@ -16,7 +16,8 @@ import time as _time
 import numpy as np
 
 from netemu import registry
-from netemu.metrics import consensus_metrics, optimization_metrics
+from netemu.arrays import namespace
+from netemu.metrics import consensus_metrics, eval_every, optimization_metrics
 from netemu.runtime.clock import SimClock
 from netemu.runtime.core import EventCompute, Runtime
 from netemu.runtime.results import MetricsRecorder, Observer, RunResult  # noqa: F401 (public names)
@@ -36,11 +37,12 @@ def construct(pcfg: dict, ctx):
         return cls(ctx, **params_of(pcfg))
 
 
-def metrics_for(task, target):
-    """The metric function of a run: consensus error to ``target``, or the task's evaluation."""
+def metrics_for(task, target, rounds: int = 0, every: int = 1):
+    """The metric function ``(proto, k) -> {name: value}`` of a run: consensus error to ``target``,
+    or the task's metrics, fully evaluated every ``every`` rounds and at the last (``rounds``)."""
     if task is None:
-        return lambda proto: consensus_metrics(proto.estimate(), target)
-    return lambda proto: optimization_metrics(task, proto.estimate())
+        return lambda proto, k: consensus_metrics(proto.estimate(), target)
+    return lambda proto, k: optimization_metrics(task, proto.estimate(), full=k % every == 0 or k >= rounds)
 
 
 def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observers=(), on_round=None,
@@ -55,7 +57,8 @@ def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observe
     net = net or build.network(sc)
     if task is not None and x0 is None:
         x0 = task.x0()
-    recorder = recorder or MetricsRecorder(metrics_for(task, x0.mean(axis=0)))
+    recorder = recorder or MetricsRecorder(metrics_for(task, x0.mean(axis=0), rounds,
+                                                       eval_every(task, rounds, sc.output.get("eval_every"))))
     rt = Runtime(pcfg["label"], pcfg["name"], n, sc.seed, net, clock, transport,
                  (recorder, *observers), period=period, rounds=rounds)
     ctx = rt.ctx
@@ -66,10 +69,12 @@ def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observe
         from netemu.compute.handle import ComputeHandle
 
         cclock = rt.compute_clock = build.clock(sc)
+        ctx.xp = namespace(task.device, task.dtype)
+        on_device = ctx.xp.torch
         if cls.round_based:
-            ctx.compute = ComputeHandle(task, n, sc.seed, cclock)
+            ctx.compute = ComputeHandle(task, n, sc.seed, cclock, as_tensor=on_device)
         else:
-            ctx.compute = EventCompute(ComputeHandle(task, n, sc.seed), cclock.times, rt)
+            ctx.compute = EventCompute(ComputeHandle(task, n, sc.seed, as_tensor=on_device), cclock.times, rt)
     proto = construct(pcfg, ctx)
     if cls.round_based:
         driver = RoundDriver(rt, proto, rounds, period, cclock, on_round)

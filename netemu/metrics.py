@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from netemu.arrays import host, is_tensor
+
 # every metric a run can record (``[output] metrics`` names them)
 CONSENSUS = ("consensus_error", "disagreement")
 OPTIMIZATION = ("loss", "grad_norm_sq", "accuracy", "disagreement", "stragglers", "offline")
@@ -17,7 +19,9 @@ def consensus_error(x: np.ndarray, target: np.ndarray) -> float:
 
 
 def disagreement(x: np.ndarray) -> float:
-    """``max_i ‖x_i − mean_j x_j‖_∞``."""
+    """``max_i ‖x_i − mean_j x_j‖_∞`` (on the device for tensor state: one number comes back)."""
+    if is_tensor(x):
+        return float((x - x.mean(dim=0, keepdim=True)).abs().max())
     return float(np.max(np.abs(x - x.mean(axis=0, keepdims=True))))
 
 
@@ -26,15 +30,31 @@ def consensus_metrics(x: np.ndarray, target: np.ndarray) -> dict:
         return {"consensus_error": consensus_error(x, target), "disagreement": disagreement(x)}
 
 
-def optimization_metrics(task, x: np.ndarray) -> dict:
+def optimization_metrics(task, x: np.ndarray, full: bool = True) -> dict:
     """``loss = F(x̄)``, ``grad_norm_sq = ‖∇F(x̄)‖²``, ``accuracy`` (classifiers with held-out data)
     at the average iterate ``x̄``, and ``disagreement`` of the nodes' iterates ``x`` ``[n, P]``.
     Convex tasks (``task.convex``) add ``opt_gap = F(x̄) − F*``, ``dist_opt = ‖x̄ − x*‖₂`` (from
-    ``task.evaluate``) and ``dist_opt_worst = max_i ‖x_i − x*‖₂``."""
+    ``task.evaluate``) and ``dist_opt_worst = max_i ‖x_i − x*‖₂``. ``full = False``: the cheap
+    metrics only (``disagreement``), for the rounds between evaluations."""
     with np.errstate(invalid="ignore", over="ignore"):
-        m = task.evaluate(x.mean(axis=0))
+        if not full:
+            return {"disagreement": disagreement(x)}
+        m = task.evaluate(x.mean(dim=0) if is_tensor(x) else x.mean(axis=0))
         m["disagreement"] = disagreement(x)
         if getattr(task, "convex", False):
-            m["dist_opt_worst"] = (float(np.max(task.objective.dist(x))) if np.all(np.isfinite(x))
+            xh = host(x)
+            m["dist_opt_worst"] = (float(np.max(task.objective.dist(xh))) if np.all(np.isfinite(xh))
                                    else float("nan"))
     return m
+
+
+EVAL_BUDGET = 2_000_000  # sample-parameters of one evaluation below which every round is evaluated
+
+
+def eval_every(task, rounds: int, given: int | None) -> int:
+    """Rounds between full evaluations: ``given``, or every round for a cheap evaluation (under
+    ``EVAL_BUDGET`` training samples × parameters), else about 100 evaluations per run."""
+    if given is not None:
+        return given
+    cost = int(getattr(task, "samples", 0)) * int(getattr(task, "dim", 0))
+    return 1 if cost <= EVAL_BUDGET else max(1, -(-rounds // 100))

@@ -2,13 +2,16 @@
 
 A batch is a set of receptions ``(receiver, row)`` where ``row`` indexes the message fields the
 receiver got. All sums are done with one sparse matrix product (or ``bincount`` for vectors), so a
-protocol never loops over nodes or deliveries in Python.
+protocol never loops over nodes or deliveries in Python. The same functions take torch tensors
+(state on the compute device, ``netemu.arrays``): sums are then one ``index_add`` there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+
+from netemu.arrays import is_tensor
 
 
 def incidence(receivers: np.ndarray, rows: np.ndarray, n: int, n_rows: int) -> sp.csr_matrix:
@@ -20,6 +23,8 @@ def incidence(receivers: np.ndarray, rows: np.ndarray, n: int, n_rows: int) -> s
 def receiver_sum(receivers: np.ndarray, rows: np.ndarray, values: np.ndarray, n: int,
                  matrix: sp.csr_matrix | None = None) -> np.ndarray:
     """``out[i] = Σ values[row]`` over the deliveries to ``i``; shape ``[n, *values.shape[1:]]``."""
+    if is_tensor(values):
+        return _tensor_sum(receivers, rows, values, n)
     values = np.asarray(values)
     if values.ndim == 1:
         return np.bincount(receivers, weights=values[rows], minlength=n).astype(values.dtype, copy=False)
@@ -29,15 +34,36 @@ def receiver_sum(receivers: np.ndarray, rows: np.ndarray, values: np.ndarray, n:
     return np.asarray(matrix @ flat).reshape((n,) + values.shape[1:])
 
 
+def _tensor_sum(receivers, rows, values, n: int):
+    import torch
+
+    out = values.new_zeros((n,) + tuple(values.shape[1:]))
+    if len(receivers):
+        r = torch.as_tensor(receivers, device=values.device)
+        w = torch.as_tensor(rows, device=values.device)
+        out.index_add_(0, r, values[w])
+    return out
+
+
+def _per_node(own, counts: np.ndarray):
+    """``counts`` (host ``[n]``) shaped to broadcast over ``own``'s rows, of ``own``'s kind."""
+    c = (1.0 + np.asarray(counts)).reshape((-1,) + (1,) * (own.ndim - 1))
+    if is_tensor(own):
+        import torch
+
+        return torch.as_tensor(c, device=own.device).to(own.dtype)
+    return c
+
+
 def pull_average(own: np.ndarray, received_sum: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Uniform pull weights ``W_ij = 1/|R_i|`` (self included): ``(own + Σ received) / (1 + count)``."""
-    denom = (1.0 + count).reshape((-1,) + (1,) * (own.ndim - 1))
+    denom = _per_node(own, count)
     return (own + received_sum) / denom
 
 
 def push_share(values: np.ndarray, out_degree: np.ndarray) -> np.ndarray:
     """Column-stochastic push share: each sender keeps and sends ``value / (δ_j + 1)``."""
-    denom = (1.0 + out_degree).reshape((-1,) + (1,) * (values.ndim - 1))
+    denom = _per_node(values, out_degree)
     return values / denom
 
 
@@ -112,6 +138,16 @@ def metropolis_matrix(receivers: np.ndarray, senders: np.ndarray, n: int) -> np.
 def weighted_receiver_sum(receivers: np.ndarray, rows: np.ndarray, weights: np.ndarray, values: np.ndarray,
                           n: int) -> np.ndarray:
     """``out[i] = Σ weights[m] · values[rows[m]]`` over the deliveries ``m`` to ``i`` (one sparse product)."""
+    if is_tensor(values):
+        import torch
+
+        out = values.new_zeros((n,) + tuple(values.shape[1:]))
+        if len(receivers):
+            w = torch.as_tensor(np.asarray(weights), device=values.device).to(values.dtype)
+            picked = values[torch.as_tensor(rows, device=values.device)]
+            out.index_add_(0, torch.as_tensor(receivers, device=values.device),
+                           picked * w.reshape((-1,) + (1,) * (values.ndim - 1)))
+        return out
     values = np.asarray(values)
     matrix = sp.csr_matrix((np.asarray(weights, dtype=np.float64), (receivers, rows)),
                            shape=(n, values.shape[0]))
@@ -123,4 +159,8 @@ def weighted_pull(own: np.ndarray, weighted_sum: np.ndarray, weight_sum: np.ndar
     """``x_i ← (1 − Σ_j W_ij) x_i + Σ_j W_ij x_j`` over the ``j`` that ``i`` received: the self weight
     takes whatever was not received, so each row of ``W`` still sums to one."""
     keep = (1.0 - np.asarray(weight_sum, dtype=np.float64)).reshape((-1,) + (1,) * (own.ndim - 1))
+    if is_tensor(own):
+        import torch
+
+        keep = torch.as_tensor(keep, device=own.device).to(own.dtype)
     return own * keep + weighted_sum

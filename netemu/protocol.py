@@ -41,6 +41,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netemu import mixing
+from netemu.arrays import NUMPY, is_tensor
 from netemu.rng import stream
 
 
@@ -59,6 +60,7 @@ class Context:
     compute: object | None = None  # optimization tasks: netemu.compute.handle.ComputeHandle
     rounds: int | None = None  # the run's length in rounds (event runs: samples of ``period``)
     speed: np.ndarray | None = None  # per-node clock speed factors (1: nominal), from [compute]
+    xp: object = NUMPY  # where the state lives: netemu.arrays (numpy, or torch on the device)
     runtime: object | None = field(default=None, repr=False)  # netemu.runtime.core.Runtime
 
     def rng(self, *keys: int) -> np.random.Generator:
@@ -110,7 +112,7 @@ class Batch:
     def sum(self, name: str) -> np.ndarray:
         """Per-receiver sum of field ``name`` over this batch, ``[n, …]``."""
         values = self.fields[name]
-        if values.ndim > 1 and self._matrix is None:
+        if values.ndim > 1 and self._matrix is None and not is_tensor(values):
             self._matrix = mixing.incidence(self.receivers, self.rows, self.n, values.shape[0])
         return mixing.receiver_sum(self.receivers, self.rows, values, self.n, self._matrix)
 
@@ -192,7 +194,8 @@ class Accumulator:
             self._parts[-1][2].append(batch.rows)
 
     def take(self, like: dict) -> tuple[dict, np.ndarray]:
-        sums = {k: np.zeros_like(like[k], dtype=np.float64) for k in self.names}
+        sums = {k: (like[k].new_zeros(like[k].shape) if is_tensor(like[k])
+                    else np.zeros_like(like[k], dtype=np.float64)) for k in self.names}
         count = np.zeros(self.n, dtype=np.int64)
         for fields, recvs, rows, first in self._parts:
             if len(recvs) == 1:

@@ -55,12 +55,24 @@ def encode_event(src: int, seq: int, t: float, fields: dict, dst: int | None = N
 _size_cache: dict = {}
 
 
+def _dtype(v) -> np.dtype:
+    """The numpy dtype of an array or a torch tensor (without copying it to the host)."""
+    dt = getattr(v, "dtype", None)
+    if isinstance(dt, np.dtype):
+        return dt
+    if dt is not None and type(v).__module__.startswith("torch"):
+        return np.dtype(str(dt).replace("torch.", ""))
+    return np.asarray(v).dtype
+
+
 def message_bytes(fields: dict, n: int) -> int:
-    """Encoded size of one node's message (every node's message has the same shapes)."""
-    key = tuple((k, np.asarray(v).dtype.str, np.asarray(v).shape[1:]) for k, v in fields.items())
+    """Encoded size of one node's message (every node's message has the same shapes); fields may
+    be numpy arrays or torch tensors on any device."""
+    key = tuple((k, _dtype(v).str, tuple(np.shape(v) if not hasattr(v, "shape") else v.shape)[1:])
+                for k, v in fields.items())
     size = _size_cache.get((key, n))
     if size is None:
-        row = {k: np.asarray(v)[0] for k, v in fields.items()}
+        row = {k: np.zeros(shape, dtype=np.dtype(dt)) for k, dt, shape in key}
         # the largest node id and round numbers cost at most 9 bytes each in msgpack
         size = len(encode_transmission(max(n - 1, 0), 2**31, row))
         _size_cache[(key, n)] = size

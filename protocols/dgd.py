@@ -33,7 +33,7 @@ class DGD(OptProtocol):
               "inner_rounds": inner_rounds_key(1, "R: gossip rounds per step")}
 
     def start(self, x0: np.ndarray) -> None:
-        self.x = np.array(x0, dtype=np.float64)
+        self.x = self.ctx.xp.asarray(x0)
         self.z = self.x
         self.r = self.k = 0
         self.acc = Accumulator(self.ctx.n, ("z",))
@@ -42,7 +42,7 @@ class DGD(OptProtocol):
 
     def message(self) -> dict:
         if self.r == 0:
-            g = np.where(self.ctx.compute.late[:, None], 0.0, self._g.result())
+            g = self.ctx.xp.where(self.ctx.compute.late, 0.0, self._g.result())
             self.z = self.x - self.lr(self.k) * g
         return {"z": self.z}
 

@@ -40,8 +40,8 @@ class EASGD(OptProtocol):
         if a >= self.ctx.n:
             raise ProtocolError(f"easgd: anchor = {a} is not a node (nodes are 0..{self.ctx.n - 1}); "
                                 f"choose anchor < {self.ctx.n}")
-        self.x = np.array(x0, dtype=np.float64)
-        self.c = self.x[a].copy()
+        self.x = self.ctx.xp.asarray(x0)
+        self.c = self.ctx.xp.copy(self.x[a])
         self.k = 0
         self.acc = Accumulator(self.ctx.n, ("x",))
         self.heard = np.zeros(self.ctx.n, dtype=bool)
@@ -52,9 +52,9 @@ class EASGD(OptProtocol):
         self.local_steps(self.p["tau"])
 
     def message(self) -> dict:
-        self.x = np.where(self.ctx.compute.late[:, None], self.x_start, self.x)
+        self.x = self.ctx.xp.where(self.ctx.compute.late, self.x_start, self.x)
         self.in_local = False
-        msg = self.x.copy()
+        msg = self.ctx.xp.copy(self.x)
         msg[self.p["anchor"]] = self.c
         self._msg = msg
         return {"x": msg}
@@ -70,8 +70,8 @@ class EASGD(OptProtocol):
         heard[a] = True
         self.heard[:] = False
         diff = self.x - self.c
-        pulled = sums["x"][a] - count[a] * self.c + diff[a]  # Σ (x_j − x̃) over heard workers + own
-        self.x = np.where(heard[:, None], self.x - alpha * diff, self.x)
+        pulled = sums["x"][a] - int(count[a]) * self.c + diff[a]  # Σ (x_j − x̃) over heard workers + own
+        self.x = self.ctx.xp.where(heard, self.x - alpha * diff, self.x)
         self.c = self.c + alpha * pulled
         self._local()
 

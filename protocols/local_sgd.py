@@ -71,7 +71,7 @@ class LocalSGD(OptProtocol):
                                   "and average; the others keep their models")}
 
     def start(self, x0: np.ndarray) -> None:
-        self.x = np.array(x0, dtype=np.float64)
+        self.x = self.ctx.xp.asarray(x0)
         self.k = self.r = self.s = 0  # local steps, round of the period, periods done
         self.pulm = self.p["averaging"] == "pulm"
         # metropolis: a static undirected graph (checked when the scenario loads), so the nominal
@@ -93,7 +93,7 @@ class LocalSGD(OptProtocol):
         self.sel = np.zeros(n, dtype=bool)
         self.sel[nodes] = True
         self.x_start, self.in_local = self.x, True
-        x = self.x.copy()
+        x = self.ctx.xp.copy(self.x)
         for _ in range(tau):  # OptProtocol.local_steps on the selected rows only
             x[nodes] = x[nodes] - self.lr(self.k) * self.ctx.compute.grad(nodes, x[nodes]).result()
             self.k += 1
@@ -101,16 +101,16 @@ class LocalSGD(OptProtocol):
 
     def message(self) -> dict:
         if self.r == 0:
-            self.x = np.where(self.ctx.compute.late[:, None], self.x_start, self.x)
+            self.x = self.ctx.xp.where(self.ctx.compute.late, self.x_start, self.x)
             self.in_local = False
             self.delta = self.x - self.x_start
             if not self.pulm:
                 self.d = None
             elif self.sel is None:
-                self.d = np.eye(self.ctx.n)
+                self.d = self.ctx.xp.eye(self.ctx.n)
             else:  # memories over the selected nodes only: d_i = e_(position of i in S)
                 nodes = np.flatnonzero(self.sel)
-                self.d = np.zeros((self.ctx.n, len(nodes)))
+                self.d = self.ctx.xp.zeros((self.ctx.n, len(nodes)))
                 self.d[nodes, np.arange(len(nodes))] = 1.0
         return {"x": self.x, "d": self.d} if self.pulm else {"x": self.x}
 
@@ -137,7 +137,7 @@ class LocalSGD(OptProtocol):
 
         def mix(own, name):
             s = sum((mixing.weighted_receiver_sum(r, rows, w, f[name], n) for r, rows, w, f in parts),
-                    np.zeros_like(own))
+                    self.ctx.xp.zeros_like(own))
             return mixing.weighted_pull(own, s, wsum)
         return mix
 
@@ -147,7 +147,7 @@ class LocalSGD(OptProtocol):
             return mixing.memory_step(d_t)
         nodes = np.flatnonzero(self.sel)
         sub = d_t[nodes]
-        gap = np.zeros(self.ctx.n)
+        gap = self.ctx.xp.zeros(self.ctx.n)
         gap[nodes] = mixing.memory_step(sub)
         d_t[nodes] = sub
         return gap
@@ -159,7 +159,7 @@ class LocalSGD(OptProtocol):
             d_t = mix(self.d, "d")
             x_t = x_t - self._memory_gap(d_t)[:, None] * self.delta
             self.d = d_t
-        self.x = x_t if self.sel is None else np.where(self.sel[:, None], x_t, self.x)
+        self.x = x_t if self.sel is None else self.ctx.xp.where(self.sel, x_t, self.x)
         self.r += 1
         if self.r == self.inner_rounds(self.s):
             self.r, self.s = 0, self.s + 1

@@ -35,7 +35,7 @@ class PULMDGD(OptProtocol):
               "inner_rounds": inner_rounds_key(1, "R: PULM rounds per step")}
 
     def start(self, x0: np.ndarray) -> None:
-        self.x = np.array(x0, dtype=np.float64)
+        self.x = self.ctx.xp.asarray(x0)
         self.z = self.x
         self.r = self.k = 0
         self.acc = Accumulator(self.ctx.n, ("z", "d"))
@@ -44,10 +44,10 @@ class PULMDGD(OptProtocol):
 
     def message(self) -> dict:
         if self.r == 0:
-            self.g = np.where(self.ctx.compute.late[:, None], 0.0, self._g.result())
+            self.g = self.ctx.xp.where(self.ctx.compute.late, 0.0, self._g.result())
             self.alpha = self.lr(self.k)
             self.z = self.x - self.alpha * self.g
-            self.d = np.eye(self.ctx.n)
+            self.d = self.ctx.xp.eye(self.ctx.n)
         return {"z": self.z, "d": self.d}
 
     def receive(self, batch: Batch) -> None:

@@ -30,20 +30,21 @@ class PushDIGing(OptProtocol):
 
     def start(self, x0: np.ndarray) -> None:
         n = self.ctx.n
-        self.u = np.array(x0, dtype=np.float64)
-        self.v = np.ones(n)
-        self.x = self.u.copy()
-        self.y = np.zeros_like(self.u)
-        self.g_old = np.zeros_like(self.u)
+        self.u = self.ctx.xp.asarray(x0)
+        xp = self.ctx.xp
+        self.v = xp.ones(n)
+        self.x = xp.copy(self.u)
+        self.y = xp.zeros_like(self.u)
+        self.g_old = xp.zeros_like(self.u)
         self.k = 0
         self.acc = Accumulator(n, ("u", "v", "y"))
         self.bind_schedules()
         self._g = self.ctx.compute.grad(None, self.x)
 
     def message(self) -> dict:
-        late = self.ctx.compute.late[:, None]
+        late = self.ctx.compute.late
         if self._g is not None:
-            g = np.where(late, self.g_old, self._g.result())
+            g = self.ctx.xp.where(late, self.g_old, self._g.result())
             self.y = self.y + g - self.g_old
             self.g_old, self._g = g, None
         deg = self.ctx.out_degree

@@ -41,8 +41,9 @@ class Future:
 
 
 class ComputeHandle:
-    def __init__(self, task, n: int, seed: int, clock=None) -> None:
+    def __init__(self, task, n: int, seed: int, clock=None, as_tensor: bool = False) -> None:
         self.task, self.n, self.seed, self.clock = task, n, seed, clock
+        self.as_tensor = as_tensor  # results stay on the device (state there: netemu.arrays)
         self.late = np.zeros(n, dtype=bool)
         self.node_steps = 0  # gradients computed, counted per node
         self.calls = 0  # batched model calls
@@ -57,7 +58,8 @@ class ComputeHandle:
         """Request ``∇f_i(params[r])`` for ``i = nodes[r]`` (a stochastic gradient for tasks with
         minibatches); one local step per row."""
         nodes = np.arange(self.n) if nodes is None else np.asarray(nodes, dtype=np.int64).reshape(-1)
-        params = self.task.capture(np.asarray(params).reshape(len(nodes), -1))
+        params = self.task.capture(params.reshape(len(nodes), -1) if hasattr(params, "detach")
+                                   else np.asarray(params).reshape(len(nodes), -1))
         sample = self.task.sample(nodes, stream(self.seed, "task", 1, self._requests))
         self._requests += 1
         if self.clock is not None:
@@ -73,7 +75,7 @@ class ComputeHandle:
             return
         params = self.task.concat_params([p for _, p, _ in pending])
         sample = self.task.concat_samples([s for _, _, s in pending])
-        g = self.task.grads(params, sample)
+        g = self.task.grads(params, sample, as_tensor=self.as_tensor)
         self.calls += 1
         self.node_steps += len(params)
         a = 0

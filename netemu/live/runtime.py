@@ -38,7 +38,7 @@ from netemu.live import messages as M
 from netemu.live.external import Externals, estimator
 from netemu.live.medium import Medium, enlarge_buffers, open_endpoint
 from netemu.live.transport import UdpTransport
-from netemu.metrics import consensus_metrics
+from netemu.metrics import eval_every
 from netemu.outputs import staged
 from netemu.runner import make_task, prepare, write_results
 from netemu.runtime.clock import WallClock
@@ -90,7 +90,7 @@ class LiveRecorder(MetricsRecorder):
             return
         k, t, est, extra = self.pending
         self.pending = None
-        holder = type("Est", (), {"estimate": lambda _self: self.ext.apply(est)})()
+        holder = type("Est", (), {"estimate": lambda _self: self.ext.apply(est)})()  # noqa: B023
         super().sample(run, k, t, holder, extra)
 
 
@@ -137,8 +137,8 @@ class Session:
             self.transport = transport = UdpTransport(medium, self.address, nodes, self.inbox, spec, n)
             clock = WallClock(scale, settle=transport.settle)
             target = x0.mean(axis=0)
-            metrics = metrics_for(self.task, target) if self.task is not None else \
-                (lambda proto: consensus_metrics(proto.estimate(), target))
+            metrics = metrics_for(self.task, target, sc.run["rounds"],
+                                  eval_every(self.task, sc.run["rounds"], sc.output.get("eval_every")))
             recorder = LiveRecorder(metrics, ext)
             self.recorder = recorder
 

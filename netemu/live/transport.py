@@ -26,6 +26,7 @@ import msgpack
 import numpy as np
 
 from netemu import wire
+from netemu.arrays import host
 from netemu.live import messages as M
 from netemu.protocol import Batch
 
@@ -73,7 +74,8 @@ class UdpTransport:
         self.medium.plan.nbytes = nbytes
         for i, t in self.nodes:
             if active[i]:
-                t.sendto(wire.encode_transmission(i, rd.k, {f: v[i] for f, v in fields.items()}), self.address)
+                t.sendto(wire.encode_transmission(i, rd.k, {f: host(v[i]) for f, v in fields.items()}),
+                         self.address)
 
     def end_round(self, k: int) -> None:
         pass
@@ -91,7 +93,7 @@ class UdpTransport:
             sock = self.sock.get(j)
             if sock is None:  # not a local node: it is not this process's to send
                 continue
-            data = wire.encode_event(j, s, t, {f: v[m] for f, v in fields.items()},
+            data = wire.encode_event(j, s, t, {f: host(v[m]) for f, v in fields.items()},
                                      None if dst is None else int(dst[m]))
             sock.sendto(data, self.address)
 
@@ -135,10 +137,14 @@ class UdpTransport:
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         self.delivered += len(rows)
         rt.res.counters["deliveries"] += len(rows)
+        xp = rt.ctx.xp
+        buffer = self.buffer  # state on the compute device: the rows go there once per take
+        if xp.torch and buffer is not None:
+            buffer = {k: xp.like(v) for k, v in buffer.items()}
         start = 0
         for m in range(1, len(rows) + 1):
             if m == len(rows) or rows[m][0] != rows[start][0]:
-                self._deliver(rows[start:m], decoded)
+                self._deliver(rows[start:m], decoded, buffer)
                 start = m
 
     def _decode(self, data: bytes):
@@ -153,12 +159,12 @@ class UdpTransport:
             self.buffer[name][src] = v
         return src, ("r", src), msg["r"]
 
-    def _deliver(self, group: list, decoded: dict) -> None:
+    def _deliver(self, group: list, decoded: dict, buffer) -> None:
         t = group[0][0]
         recv = np.array([g[2] for g in group], dtype=np.int64)
         send = np.array([g[1] for g in group], dtype=np.int64)
         if group[0][3][0] == "r":
-            batch = Batch(self.n, recv, send, send, self.buffer)
+            batch = Batch(self.n, recv, send, send, buffer)
         else:
             order: dict = {}
             for g in group:
@@ -166,6 +172,8 @@ class UdpTransport:
             msgs = [msgpack.unpackb(d, raw=False) for d in order]
             parts = [M.unpack_fields(m["f"]) for m in msgs]
             fields = {name: np.stack([p[name] for p in parts]) for name in parts[0]} if parts else {}
+            if self.rt.ctx.xp.torch:
+                fields = {k: self.rt.ctx.xp.like(v) for k, v in fields.items()}
             idx = np.array([order[g[3][1]] for g in group], dtype=np.int64)
             batch = Batch(self.n, recv, send, idx, fields)
         self.rt.deliver(t, batch)

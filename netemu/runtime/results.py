@@ -46,10 +46,10 @@ class MetricsRecorder(Observer):
     value (the runtime then stops that protocol)."""
 
     def __init__(self, metrics) -> None:
-        self.metrics = metrics  # proto -> {name: value}
+        self.metrics = metrics  # (proto, k) -> {name: value}
 
     def sample(self, run, k, t, proto, extra=None):
-        m = self.metrics(proto)
+        m = self.metrics(proto, k)
         if extra:
             m.update(extra)
         run.rows.append((k, t, m))

@@ -360,6 +360,11 @@ def check_compute(data: object, task: dict, source: str) -> dict:
     if data is None and task["kind"] not in OPTIMIZATION_TASKS:
         return {}
     c = check_table(data or {}, S.COMPUTE, source, "compute")
+    if c["dtype"] is not None and task["kind"] not in OPTIMIZATION_TASKS:
+        raise ScenarioError(f"{source}: [compute] dtype = {c['dtype']!r}: a {task['kind']} task keeps its "
+                            f"values in float64 and computes nothing; remove dtype")
+    if c["dtype"] is None:
+        c["dtype"] = "float32" if task["kind"] == "digits" else "float64"
     subs = (("step_time", S.STEP_TIME), ("speeds", S.SPEEDS), ("stragglers", S.STRAGGLERS),
             ("availability", S.AVAILABILITY))
     for name, keys in subs:

@@ -151,8 +151,9 @@ TASK = {
 COMPUTE = {
     "device": Key("str", "auto", choices=("auto", "cpu", "cuda"),
                   doc="where gradients are computed; auto: CUDA if available, else the CPU (with a notice)"),
-    "dtype": Key("str", "float64", choices=("float64", "float32"),
-                 doc="arithmetic of the gradients (protocol state stays float64)"),
+    "dtype": Key("str", None, choices=("float64", "float32"), nullable=True,
+                 doc="arithmetic of the gradients and of the protocol state (float64 on the CPU keeps "
+                     "numpy state); default: float32 for neural tasks (digits), float64 otherwise"),
     "threads": Key("int", 1, lo=0, example="1",
                    doc="torch threads for the gradients; 1 suits small models and shared machines, "
                        "0 = torch's default (all cores)"),
@@ -203,6 +204,11 @@ OUTPUT = {
     "metrics": Key("strs", [], choices=METRIC_NAMES, example='["dist_opt_worst"]',
                    doc="metrics to plot beyond the defaults; opt_gap, dist_opt, dist_opt_worst need a "
                        "convex task (quadratic, or logistic with rho = 0)"),
+    "eval_every": Key("int", None, lo=1, hi=10**9, nullable=True, example="10",
+                      doc="optimization: full-data evaluation (loss, grad_norm_sq, accuracy, opt_gap, …) "
+                          "every this many rounds, and always at the last; cheap metrics every round. "
+                          "Default: every round when an evaluation costs under 2·10⁶ sample-parameters, "
+                          "else about 100 evaluations per run"),
 }
 
 LIVE = {

@@ -61,6 +61,11 @@ class DataTask:
         self.objective = objective
 
     @property
+    def samples(self) -> int:
+        """Training samples of all nodes (the size of one full evaluation, with ``dim``)."""
+        return int(self.sizes.sum())
+
+    @property
     def convex(self) -> bool:
         """Whether ``x*`` is known (computed on first use): the task has an ``objective``."""
         return self.objective is not None
@@ -93,22 +98,26 @@ class DataTask:
     def _t(self, a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, device=self.device).to(self.dtype)
 
-    def capture(self, params: np.ndarray) -> torch.Tensor:
-        """A copy of ``params`` ``[m, P]`` on the device, in the compute dtype."""
+    def capture(self, params) -> torch.Tensor:
+        """A copy of ``params`` ``[m, P]`` (numpy, or a tensor) on the device, in the compute dtype."""
+        if isinstance(params, torch.Tensor):
+            return params.detach().to(device=self.device, dtype=self.dtype).clone()
         return torch.tensor(params, dtype=self.dtype, device=self.device)
 
     @staticmethod
     def concat_params(params: list) -> torch.Tensor:
         return params[0] if len(params) == 1 else torch.cat(params)
 
-    def grads(self, params, sample) -> np.ndarray:
-        """Gradients ``[m, P]`` (numpy, compute dtype) at ``params`` (captured, or an array)."""
+    def grads(self, params, sample, as_tensor: bool = False):
+        """Gradients ``[m, P]`` (numpy, compute dtype; or the device tensor with ``as_tensor``)
+        at ``params`` (captured, or an array)."""
         idx, w = sample
         it = torch.as_tensor(idx, device=self.device)
         p = params if isinstance(params, torch.Tensor) else self.capture(np.asarray(params))
         with torch.no_grad():  # torch.func transforms ignore an outer no_grad
             _, g = self.model.loss_grad(p, self.X[it], self.y[it], self._t(w))
-        return g.detach().cpu().numpy()
+        g = g.detach()
+        return g if as_tensor else g.cpu().numpy()
 
     def evaluate(self, xbar: np.ndarray) -> dict:
         out = {"loss": float("nan"), "grad_norm_sq": float("nan")}
@@ -116,12 +125,18 @@ class DataTask:
             out["accuracy"] = float("nan")
         if self.objective is not None:
             out["opt_gap"] = out["dist_opt"] = float("nan")
-        if not np.all(np.isfinite(xbar)):
-            return out
+        if isinstance(xbar, torch.Tensor):
+            if not bool(torch.isfinite(xbar).all()):
+                return out
+            p = xbar.detach().to(device=self.device, dtype=self.dtype)[None, :]
+        else:
+            if not np.all(np.isfinite(xbar)):
+                return out
+            p = self._t(xbar[None, :])
         if self.objective is not None:
-            x = np.asarray(xbar, dtype=np.float64)
+            x = xbar.detach().cpu().numpy().astype(np.float64) if isinstance(xbar, torch.Tensor) \
+                else np.asarray(xbar, dtype=np.float64)
             out["opt_gap"], out["dist_opt"] = self.objective.gap(x), self.objective.dist(x)
-        p = self._t(xbar[None, :])
         with torch.no_grad():
             loss, g = self.model.loss_grad(p, self.X[None], self.y[None], self.eval_w[None])
             out["loss"] = float(loss[0])
