@@ -182,27 +182,30 @@ class Accumulator:
         self._reset()
 
     def _reset(self) -> None:
-        self._parts: list = []  # (fields, receivers, rows) per batch, in arrival order
+        self._parts: list = []  # (fields, [batches]) per message set, in arrival order
 
     def add(self, batch: Batch) -> None:
         if len(batch) == 0:
             return
         if not self._parts or self._parts[-1][0] is not batch.fields:
-            self._parts.append((batch.fields, [batch.receivers], [batch.rows], batch))
+            self._parts.append((batch.fields, [batch]))
         else:
-            self._parts[-1][1].append(batch.receivers)
-            self._parts[-1][2].append(batch.rows)
+            self._parts[-1][1].append(batch)
+
+    def _merged(self, fields: dict, batches: list) -> Batch:
+        """One batch of a message set's deliveries: the only one as it is (a round batch keeps its
+        own fast sums), else all of them concatenated in arrival order."""
+        if len(batches) == 1:
+            return batches[0]
+        r = np.concatenate([b.receivers for b in batches])
+        return Batch(self.n, r, r, np.concatenate([b.rows for b in batches]), fields)  # senders unused
 
     def take(self, like: dict) -> tuple[dict, np.ndarray]:
         sums = {k: (like[k].new_zeros(like[k].shape) if is_tensor(like[k])
                     else np.zeros_like(like[k], dtype=np.float64)) for k in self.names}
         count = np.zeros(self.n, dtype=np.int64)
-        for fields, recvs, rows, first in self._parts:
-            if len(recvs) == 1:
-                batch = first
-            else:
-                r, w = np.concatenate(recvs), np.concatenate(rows)
-                batch = Batch(self.n, r, r, w, fields)  # senders unused by the sums
+        for part in self._parts:
+            batch = self._merged(*part)
             count += batch.count()
             for k in self.names:
                 sums[k] += batch.sum(k)
