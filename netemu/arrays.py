@@ -85,6 +85,9 @@ class Torch:
 
     def where(self, mask: np.ndarray, a, b):
         t = self.t
+        mask = np.asarray(mask)
+        if not mask.any() and isinstance(b, t.Tensor) and (not isinstance(a, t.Tensor) or a.shape == b.shape):
+            return b  # no row selected (no straggler): nothing to copy to the device
         m = t.as_tensor(_rows(mask, a, b), device=self.device)
         a = a if isinstance(a, t.Tensor) else t.as_tensor(a, dtype=self.dtype, device=self.device)
         b = b if isinstance(b, t.Tensor) else t.as_tensor(b, dtype=self.dtype, device=self.device)

@@ -112,8 +112,11 @@ class Batch:
     def sum(self, name: str) -> np.ndarray:
         """Per-receiver sum of field ``name`` over this batch, ``[n, …]``."""
         values = self.fields[name]
-        if values.ndim > 1 and self._matrix is None and not is_tensor(values):
-            self._matrix = mixing.incidence(self.receivers, self.rows, self.n, values.shape[0])
+        if values.ndim > 1 and self._matrix is None and len(self.receivers):
+            if is_tensor(values):  # state on the compute device: a sparse tensor there
+                self._matrix = mixing.incidence_tensor(self.receivers, self.rows, self.n, values.shape[0], values)
+            else:
+                self._matrix = mixing.incidence(self.receivers, self.rows, self.n, values.shape[0])
         return mixing.receiver_sum(self.receivers, self.rows, values, self.n, self._matrix)
 
 
@@ -201,6 +204,11 @@ class Accumulator:
         return Batch(self.n, r, r, np.concatenate([b.rows for b in batches]), fields)  # senders unused
 
     def take(self, like: dict) -> tuple[dict, np.ndarray]:
+        tensors = any(is_tensor(like[k]) for k in self.names)
+        if tensors and len(self._parts) == 1:  # one message set: its sums are the result (no zeros + sum)
+            batch = self._merged(*self._parts[0])
+            self._reset()
+            return {k: batch.sum(k) for k in self.names}, batch.count()
         sums = {k: (like[k].new_zeros(like[k].shape) if is_tensor(like[k])
                     else np.zeros_like(like[k], dtype=np.float64)) for k in self.names}
         count = np.zeros(self.n, dtype=np.int64)

@@ -103,3 +103,14 @@ def test_cuda_equals_cpu():
         finals[device] = res.final()
     assert finals["cuda"]["loss"] == pytest.approx(finals["cpu"]["loss"], rel=1e-4)
     assert finals["cuda"]["accuracy"] == pytest.approx(finals["cpu"]["accuracy"], abs=0.02)
+
+
+def test_digits_read_directly_equal_scikit_learns_loader():
+    from sklearn.datasets import load_digits
+
+    from netemu.tasks.digits import load
+
+    X, y = load()
+    d = load_digits()
+    np.testing.assert_array_equal(X, d.data.astype(np.float64) / 16.0)
+    np.testing.assert_array_equal(y, d.target)

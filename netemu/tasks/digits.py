@@ -23,14 +23,33 @@ from netemu.rng import stream
 from netemu.tasks.data import DataTask
 
 
+def _bundled_file():
+    """scikit-learn's ``datasets/data/digits.csv.gz``, found without importing scikit-learn (its
+    import costs more than reading the file)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    return path if path.is_file() else None
+
+
 def load():
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ScenarioError("[task] kind = \"digits\" needs scikit-learn; install it with "
-                            "pip install scikit-learn") from None
-    d = load_digits()
-    return d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
+    """Pixels ``[1797, 64]`` in ``[0, 1]`` and labels, as ``sklearn.datasets.load_digits`` gives
+    them (the same file, read directly)."""
+    path = _bundled_file()
+    if path is None:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError:
+            raise ScenarioError("[task] kind = \"digits\" needs scikit-learn; install it with "
+                                "pip install scikit-learn") from None
+        d = load_digits()
+        return d.data.astype(np.float64) / 16.0, d.target.astype(np.int64)
+    data = np.loadtxt(path, delimiter=",")
+    return data[:, :-1].astype(np.float64) / 16.0, data[:, -1].astype(np.int64)
 
 
 def split(y: np.ndarray, n: int, how: str, rng: np.random.Generator, where: str) -> list[np.ndarray]:
