@@ -45,6 +45,12 @@ def metrics_for(task, target, rounds: int = 0, every: int = 1):
     return lambda proto, k: optimization_metrics(task, proto.estimate(), full=k % every == 0 or k >= rounds)
 
 
+def divergence_limit(sc, x0) -> float:
+    """``[run] diverge_at`` times the initial scale ``max(1, max |x⁰|)``."""
+    scale = float(np.max(np.abs(x0))) if np.size(x0) else 1.0
+    return sc.run.get("diverge_at", 1e12) * max(1.0, scale)
+
+
 def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observers=(), on_round=None,
               recorder=None, local=None) -> Runtime:
     """The runtime of protocol ``pcfg`` of ``sc``, started (``x0`` set, first events scheduled).
@@ -58,7 +64,8 @@ def build_run(sc, pcfg: dict, x0, clock, transport, net=None, task=None, observe
     if task is not None and x0 is None:
         x0 = task.x0()
     recorder = recorder or MetricsRecorder(metrics_for(task, x0.mean(axis=0), rounds,
-                                                       eval_every(task, rounds, sc.output.get("eval_every"))))
+                                                       eval_every(task, rounds, sc.output.get("eval_every"))),
+                                           divergence_limit(sc, x0))
     rt = Runtime(pcfg["label"], pcfg["name"], n, sc.seed, net, clock, transport,
                  (recorder, *observers), period=period, rounds=rounds)
     ctx = rt.ctx
@@ -111,7 +118,7 @@ def finish(rt: Runtime, task) -> RunResult:
     if task is not None:
         compute = rt.ctx.compute
         cclock = rt.compute_clock
-        res.extra = {"node_steps": compute.node_steps, "model_calls": compute.calls,
+        res.extra = {**res.extra, "node_steps": compute.node_steps, "model_calls": compute.calls,
                      "compute_seconds": cclock.compute_time() if cclock is not None else None,
                      "straggler_rounds": int(sum(m.get("stragglers", 0) for _, _, m in res.rows))}
     return res

@@ -130,7 +130,8 @@ def test_horizon_step_with_log_rounds_lowers_the_floor_with_the_horizon(out):
 
 def test_push_diging_reaches_the_optimum_without_loss_and_diverges_under_loss(out):
     assert abs(gaps("push-diging", 400, 0.0, 1, out)[-1]) < 1e-12  # measured 0 (rounding level)
-    assert not np.isfinite(gaps("push-diging", 400, 0.2, 1, out)[-1])  # lost shares: diverges
+    g = gaps("push-diging", 400, 0.2, 1, out)  # lost shares: diverges, stopped at [run] diverge_at
+    assert len(g) < 401 and not g[-1] < 1e10
 
 
 if __name__ == "__main__":

@@ -378,3 +378,18 @@ def test_resolution_rounds_event_arrival_times():
     times = np.array([t for t, _ in obs.rx])
     assert np.allclose(times / 0.5, np.round(times / 0.5))  # arrivals on the resolution's multiples
     assert np.all(np.array(obs.t) < 10.0)
+
+
+def test_divergence_by_magnitude_stops_one_protocol_and_leaves_the_others(tmp_path):
+    base = {"seed": 4, "network": {"nodes": 10, "topology": "random", "p": 0.3, "loss": 0.2},
+            "run": {"rounds": 60}, "task": {"kind": "quadratic", "features": 3, "samples": 30},
+            "compute": {"device": "cpu"}, "output": {"plot": False}}
+    others = [{"name": "dgd", "lr": 0.1}, {"name": "pulm-dgd", "lr": 0.1}]
+    (a, b, c) = run_scenario(from_dict({**base, "protocols": [others[0], {"name": "push-diging", "lr": 50.0},
+                                                              others[1]]}), tmp_path / "a", progress=False)
+    alone = run_scenario(from_dict({**base, "protocols": others}), tmp_path / "b", progress=False)
+    assert b.diverged and 0 < b.diverged_at_round < 60
+    assert 1e12 < b.extra["diverged_magnitude"] < np.inf  # stopped while still finite
+    assert b.rows[-1][0] == b.diverged_at_round  # stopped there
+    assert not a.diverged and not c.diverged
+    assert a.rows == alone[0].rows and c.rows == alone[1].rows  # the others unchanged

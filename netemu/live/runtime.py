@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from netemu.engine import build_run, finish, metrics_for
+from netemu.engine import build_run, divergence_limit, finish, metrics_for
 from netemu.errors import NetemuError
 from netemu.live import config
 from netemu.live import messages as M
@@ -74,8 +74,8 @@ class LiveRecorder(MetricsRecorder):
     """Metrics of a live run: with external nodes, a point waits until their transmissions of
     that round are in (``flush`` records the last one after their final reports)."""
 
-    def __init__(self, metrics, ext: Externals) -> None:
-        super().__init__(metrics)
+    def __init__(self, metrics, ext: Externals, limit: float | None = None) -> None:
+        super().__init__(metrics, limit)
         self.ext = ext
         self.pending = None
 
@@ -139,7 +139,7 @@ class Session:
             target = x0.mean(axis=0)
             metrics = metrics_for(self.task, target, sc.run["rounds"],
                                   eval_every(self.task, sc.run["rounds"], sc.output.get("eval_every")))
-            recorder = LiveRecorder(metrics, ext)
+            recorder = LiveRecorder(metrics, ext, divergence_limit(sc, x0))
             self.recorder = recorder
 
             def counted():

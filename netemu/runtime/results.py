@@ -43,15 +43,32 @@ class RunResult:
 
 class MetricsRecorder(Observer):
     """Records a run's metrics at every ``sample``; flags the run diverged at the first non-finite
-    value (the runtime then stops that protocol)."""
+    value, or once the state's magnitude exceeds ``limit`` (the runtime then stops that protocol)."""
 
-    def __init__(self, metrics) -> None:
+    def __init__(self, metrics, limit: float | None = None) -> None:
         self.metrics = metrics  # (proto, k) -> {name: value}
+        self.limit = limit
 
     def sample(self, run, k, t, proto, extra=None):
         m = self.metrics(proto, k)
         if extra:
             m.update(extra)
         run.rows.append((k, t, m))
-        if not run.diverged and not all(np.isfinite(v) for v in m.values()):
+        if run.diverged:
+            return
+        if not all(np.isfinite(v) for v in m.values()):
             run.diverged, run.diverged_at_round = True, k
+        elif self.limit is not None:
+            mag = magnitude(proto.estimate())
+            if not mag <= self.limit:  # NaN included
+                run.diverged, run.diverged_at_round = True, k
+                run.extra["diverged_magnitude"] = mag
+
+
+def magnitude(x) -> float:
+    """``max |x|`` of an array or tensor (``inf``/``nan`` when not finite)."""
+    if type(x).__module__.startswith("torch"):
+        return float(x.detach().abs().max()) if x.numel() else 0.0
+    x = np.asarray(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return float(np.max(np.abs(x))) if x.size else 0.0

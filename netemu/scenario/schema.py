@@ -121,6 +121,9 @@ MOBILITY = {
 RUN = {
     "rounds": Key("int", 100, lo=0, example="500", doc="number of rounds K"),
     "period": Key("float", 1.0, lo=0, lo_open=True, example="1.0", doc="seconds per round"),
+    "diverge_at": Key("float", 1e12, lo=1, hi=1e300, example="1e12",
+                      doc="a protocol whose state exceeds this many times the initial scale (max |x⁰|, at "
+                          "least 1) in magnitude, or is not finite, stops there, marked diverged"),
 }
 
 TASK = {
