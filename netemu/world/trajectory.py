@@ -44,6 +44,36 @@ class Trajectories:
             if np.any(np.diff(t) < 0):
                 raise ValueError("breakpoint times must be non-decreasing")
 
+    @classmethod
+    def from_flat(cls, ids, lengths, times, points) -> "Trajectories":
+        """Trajectories from all nodes' breakpoints laid end to end, node by node.
+
+        Node ``k`` has the next ``lengths[k]`` entries of ``times`` ``[m]`` and ``points``
+        ``[m, 3]``. The same checks as the constructor, vectorized; the nodes' arrays are views.
+        """
+        lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+        times = np.ascontiguousarray(times, dtype=np.float64).reshape(-1)
+        points = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        ids = [int(i) for i in ids]
+        if not ids and not len(times):
+            return cls([], [], [])
+        if len(ids) != len(lengths) or (lengths < 1).any() or len(times) != lengths.sum() \
+                or len(points) != len(times):
+            raise ValueError("every node needs at least one breakpoint, times and points alike")
+        end = np.cumsum(lengths)
+        start = end - lengths
+        falls = np.diff(times) < 0
+        falls[end[:-1] - 1] = False  # from one node's last breakpoint to the next node's first
+        if falls.any():
+            raise ValueError("breakpoint times must be non-decreasing")
+        self = cls.__new__(cls)
+        self.times = np.split(times, end[:-1])
+        self.points = np.split(points, end[:-1])
+        self.ids = ids
+        steps = int(np.ceil(np.log2(lengths.max() + 1))) if len(ids) else 0
+        self._flat = (start, end, times, points, steps)
+        return self
+
     @property
     def n(self) -> int:
         return len(self.times)

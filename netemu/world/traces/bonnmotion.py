@@ -8,15 +8,23 @@ scenario writes ``t x y z`` quadruples; BonnMotion marks it with a ``#3D`` line 
 movement to x only, x or y, or x and y.) Lines starting with ``#`` are comments.
 
 A broken node line is always an error, whatever ``strict`` says: skipping it would renumber
-every node after it.
+every node after it. Broken includes absurd (:mod:`.reading`): a line over 64 Mi characters
+(about a million waypoints), times outside [0, 1e12] s, coordinates beyond ±1e12 m.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
+
 from netemu.world.trajectory import Trajectories
-from netemu.world.traces import Reporter, from_samples, number, open_text
+from netemu.world.traces import from_arrays
+from netemu.world.traces.reading import (MAX_ABS, MAX_BONNMOTION_LINE, Reporter, guarded, is_number,
+                                         lines, open_text, out_of_bounds, overlong, within)
+
+_ODD = re.compile(r"[^-+.0-9eE \t\r\n]")  # a character no plain number or blank is made of
 
 
 def _params_say_3d(path: Path) -> bool:
@@ -26,32 +34,68 @@ def _params_say_3d(path: Path) -> bool:
     params = path.with_name(base + ".params")
     if not params.is_file():
         return False
-    keys = (line.split("=", 1)[0].strip() for line in params.read_text(errors="replace").splitlines())
-    return "z" in keys
+    with open(params, encoding="utf-8", errors="replace") as f:
+        return any(line.split("=", 1)[0].strip() == "z" for _, line, long in lines(f) if not long)
 
 
+def _values(raw: str) -> np.ndarray | int:
+    """The numbers of a node line, or how many fields it has when some are not numbers."""
+    tok = raw.split()
+    if _ODD.search(raw) is None:
+        try:
+            return np.array(tok, dtype=np.float64)
+        except ValueError:
+            pass
+    if not all(map(is_number, tok)):
+        return len(tok)
+    return np.array([float(t) for t in tok], dtype=np.float64)
+
+
+@guarded
 def read_bonnmotion(path: Path | str, strict: bool = False) -> Trajectories:
     """Trajectories of a BonnMotion ``.movements[.gz]`` file (see the module doc)."""
     path = Path(path)
     report = Reporter(path, strict)
+    nodes: list[tuple[int, np.ndarray | int | str | None]] = []  # (lineno, what the line holds)
+    blanks: list[int] = []
+    three = _params_say_3d(path)
     with open_text(path) as f:
-        lines = list(enumerate(f, 1))
-    dim = 3 if _params_say_3d(path) or any(raw.strip() == "#3D" for _, raw in lines) else 2
-    width = dim + 1
-    body = [(i, raw) for i, raw in lines if not raw.lstrip().startswith("#")]
-    while body and not body[-1][1].strip():
-        body.pop()
-    samples: dict[int, list[tuple]] = {}
-    for node, (lineno, raw) in enumerate(body):
-        vals = [number(t) for t in raw.split()]
-        if not vals:
+        for lineno, raw, long in lines(f, MAX_BONNMOTION_LINE):
+            if not long and raw.lstrip().startswith("#"):
+                three = three or raw.strip() == "#3D"
+                continue
+            if not long and not raw.strip():
+                blanks.append(lineno)  # an error only if a node line follows
+                continue
+            nodes += [(b, None) for b in blanks]
+            blanks = []
+            nodes.append((lineno, overlong(long, MAX_BONNMOTION_LINE) if long else _values(raw)))
+    width = 4 if three else 3
+    what = "t x y z" if three else "t x y"
+    ids, parts = [], []
+    for node, (lineno, vals) in enumerate(nodes):
+        if vals is None:
             raise report.fail(lineno, f"node {node} has no waypoints (BonnMotion writes one line per node)")
-        if None in vals or len(vals) % width:
-            what = "t x y z" if dim == 3 else "t x y"
+        if isinstance(vals, str):
+            raise report.fail(lineno, f"node {node}: {vals}")
+        if isinstance(vals, int) or len(vals) % width:
+            count = vals if isinstance(vals, int) else len(vals)
             raise report.fail(lineno, f"node {node}: expected numbers in groups of {width} ({what}), "
-                              f"found {len(vals)} fields{' with non-numbers' if None in vals else ''}")
-        rows = [tuple(vals[j:j + width]) for j in range(0, len(vals), width)]
-        if any(b[0] < a[0] for a, b in zip(rows, rows[1:])):
+                              f"found {count} fields{' with non-numbers' if isinstance(vals, int) else ''}")
+        rows = vals.reshape(-1, width)
+        bad_t = ~within(rows[:, 0], 0.0)
+        bad_p = ~within(rows[:, 1:])
+        if bad_t.any() or bad_p.any():
+            k = int(np.flatnonzero(bad_t | bad_p)[0])
+            name, col = ("t", 0) if bad_t[k] else next(
+                (n, c) for n, c in zip("xyz", range(1, width)) if not within(rows[k, c:c + 1])[0])
+            value = float(rows[k, col])
+            why = out_of_bounds(name, repr(value), value, "s" if col == 0 else "m",
+                                low=0.0 if col == 0 else -MAX_ABS)
+            raise report.fail(lineno, f"node {node}: waypoint {k + 1}: {why}")
+        if (np.diff(rows[:, 0]) < 0).any():
             raise report.fail(lineno, f"node {node}: waypoint times must not decrease")
-        samples[node] = [(r[0], r[1], r[2], r[3] if dim == 3 else 0.0) for r in rows]
-    return from_samples(samples, path)
+        ids.append(np.full(len(rows), node, dtype=np.int64))
+        parts.append(rows if three else np.column_stack([rows, np.zeros(len(rows))]))
+    v = np.concatenate([np.empty((0, 4))] + parts)
+    return from_arrays(path, np.concatenate([np.empty(0, np.int64)] + ids), v[:, 0], v[:, 1:])

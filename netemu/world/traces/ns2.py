@@ -9,7 +9,8 @@ An ns-2 movement file has three kinds of line::
 ns-3 (``src/mobility/helper/ns2-mobility-helper.cc``) gives every node a constant-velocity model
 and turns each line into simulator events, in *file order*, keeping a little book per node of
 where it believes the node will be. This module does the same, then runs the events in time
-order to get each node's breakpoints. The rules, all taken from that source:
+order to get each node's breakpoints (:mod:`.ns3plan` does both for all nodes at once). The
+rules, all taken from that source:
 
 * Everything from the first ``#`` is a comment; leading blanks and trailing blanks and ``;`` are
   trimmed; fields are split on whitespace. A trailing ``"`` is cut from the last field of a 7- or
@@ -32,6 +33,11 @@ order to get each node's breakpoints. The rules, all taken from that source:
 * Skipped with a warning (an error with ``strict=True``), as ns-3 skips them: lines without a
   node id like ``$node_(3)`` (negative or fractional ids included), with a time that is not a
   number or is negative, with fewer/more fields, with non-numbers where numbers go.
+* Also skipped, as absurd (:mod:`.reading`): lines over 65,536 characters, times beyond
+  :data:`MAX_TIME_S` (ns-3's clock counts int64 nanoseconds, up to 9.22e9 s), coordinates beyond
+  ±1e12 m, speeds beyond 1e12 m/s, node ids beyond 2^31 - 1. A trip that would end after
+  :data:`~.ns3plan.NS3_END_S` stops there (ns-3 cannot schedule it); one whose end is not even
+  a finite number stops the node at once, where it is.
 
 Where ns-3 misreads a malformed line instead of skipping it, netemu skips it with a warning:
 a negative ``setdest`` speed (ns-3 cancels the running movement's stop, so the node drifts on
@@ -49,14 +55,21 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from netemu.errors import TraceError
-from netemu.world.trajectory import Trajectories
-from netemu.world.traces import Reporter, TraceWarning, number, open_text
+import numpy as np
 
-TICKS_PER_S = 1e9  # ns-3's default time resolution: every event time is a whole nanosecond
-DRIFT_HORIZON_S = 1e6  # how long a node that ns-3 never stops is followed
-_AXES = {"X_": 0, "Y_": 1, "Z_": 2}
-_ZERO = (0.0, 0.0, 0.0)
+from netemu.world.trajectory import Trajectories
+from netemu.world.traces.ns3plan import (DRIFT_HORIZON_S, INIT, SET, SETDEST, TICKS_PER_S, Commands,
+                                         plan, replay)
+from netemu.world.traces.reading import (MAX_ABS, MAX_LINE, MAX_NODE_ID, Reporter, TraceInputError,
+                                         TraceWarning, bad_id, check, chunks, floats, guarded,
+                                         is_number, open_text, overlong, whole, within)
+
+__all__ = ["CourseChange", "DRIFT_HORIZON_S", "MAX_TIME_S", "Ns2Replay", "TICKS_PER_S", "read_ns2",
+           "replay_ns2", "write_ns2"]
+
+MAX_TIME_S = 9e9  # latest command time: ns-3's clock (int64 nanoseconds) ends at 9.22e9 s
+_AXES = {"X_": 0, "Y_": 1, "Z_": 2, "X": 0, "Y": 1, "Z": 2}
+_DRIFT_WARNINGS = 10  # nodes named one by one in "still moving" warnings
 
 
 @dataclass(frozen=True)
@@ -78,56 +91,31 @@ class Ns2Replay:
     trajectories: Trajectories
 
 
-@dataclass(frozen=True)
-class _Cmd:
-    kind: str  # "init" | "set" | "setdest"
-    lineno: int
-    node: int
-    at: float = 0.0
-    axis: int = 0
-    value: float = 0.0
-    dest: tuple[float, float] = (0.0, 0.0)
-    speed: float = 0.0
+# ---------------------------------------------------------------------------------------------
+# One line, exactly (the reference for what is accepted and why a line is not)
+# ---------------------------------------------------------------------------------------------
 
-
-@dataclass
-class _Event:
-    tick: int
-    seq: int
-    node: int
-    kind: str  # "vel" | "pos"
-    vec: tuple[float, float, float]
-    alive: bool = True
-
-
-@dataclass
-class _Book:
-    """ns-3's ``DestinationPoint``: what the helper believes about a node's last movement."""
-
-    start: tuple = _ZERO
-    speed: tuple = _ZERO
-    final: tuple = _ZERO
-    stop: _Event | None = None
-    start_time: float = 0.0
-    arrival: float = 0.0
-
-
-def _node_id(text: str) -> int | None:
-    """The id between the first ``(`` and the first ``)``, if it is a plain whole number."""
+def _node_id(text: str) -> str | None:
+    """What lies between the first ``(`` and the first ``)``, if both are there in that order."""
     a, b = text.find("("), text.find(")")
-    if a < 0 or b < a:
-        return None
-    inner = text[a + 1:b]
-    return int(inner) if re.fullmatch(r"\+?\d+", inner) else None
+    return text[a + 1:b] if 0 <= a < b else None
 
 
-def _parse(raw: str, lineno: int) -> _Cmd | str | None:
-    """A command, ``None`` for a blank or comment line, or why the line is malformed."""
+def _id_problem(inner: str | None) -> str:
+    return bad_id(inner or "", default="no node id like $node_(3)")
+
+
+def _parse(raw: str, lineno: int) -> tuple | str | None:
+    """A command ``(kind, line, node, at, axis, a, b, c)``, ``None`` for a blank or comment line,
+    or why the line is malformed."""
+    if len(raw) > MAX_LINE:
+        return overlong(len(raw))
     text = raw.split("#", 1)[0].lstrip(" \t").rstrip(" \t;\r\n")
     if not text.strip():
         return None
-    if _node_id(text) is None:
-        return "no node id like $node_(3)"
+    inner = _node_id(text)
+    if inner is None or whole(inner) is None:
+        return _id_problem(inner)
     tok = text.split()
     n = len(tok)
     if n in (7, 8) and tok[-1].endswith('"'):
@@ -136,172 +124,167 @@ def _parse(raw: str, lineno: int) -> _Cmd | str | None:
         tok.pop()
         n = 8
     if n == 4:
-        node, value = _node_id(tok[0]), number(tok[3])
-        if node is None or tok[1] != "set" or tok[2] not in _AXES or value is None:
+        node = whole(_node_id(tok[0]) or "")
+        if node is None or tok[1] != "set" or tok[2] not in ("X_", "Y_", "Z_") or not is_number(tok[3]):
             return 'not "$node_(i) set X_|Y_|Z_ value"'
-        return _Cmd("init", lineno, node, axis=_AXES[tok[2]], value=value)
+        value, why = check(tok[2], tok[3], "m")
+        return why or (INIT, lineno, node, 0.0, _AXES[tok[2]], value, 0.0, 0.0)
     if n not in (7, 8) or tok[0] != "$ns_" or tok[1] != "at":
         return 'not "$node_(i) set …" nor "$ns_ at T \\"$node_(i) …\\""'
-    at = number(tok[2])
-    if at is None or not math.isfinite(at * TICKS_PER_S):
-        return "time is not a number"
-    if at < 0:
-        return "time is negative"
-    node = _node_id(tok[3])
+    at, why = check("time", tok[2], "s", low=0.0, high=MAX_TIME_S, not_a_number="time is not a number")
+    if why:
+        return why
+    inner = _node_id(tok[3])
+    node = whole(inner) if inner is not None else None
     if node is None:
-        return "no node id like $node_(3)"
-    if n == 7 and tok[4] == "set" and tok[5] in _AXES:
-        value = number(tok[6])
-        if value is None:
-            return "coordinate is not a number"
-        return _Cmd("set", lineno, node, at=at, axis=_AXES[tok[5]], value=value)
+        return _id_problem(inner)
+    if n == 7 and tok[4] == "set" and tok[5] in ("X_", "Y_", "Z_"):
+        value, why = check(tok[5], tok[6], "m", not_a_number="coordinate is not a number")
+        return why or (SET, lineno, node, at, _AXES[tok[5]], value, 0.0, 0.0)
     if n == 8 and tok[4] == "setdest":
-        x, y, v = (number(t) for t in tok[5:8])
-        if x is None or y is None or v is None:
+        if not all(map(is_number, tok[5:8])):
             return "setdest needs numbers: x y speed"
-        if v < 0:
-            return "speed is negative"
-        return _Cmd("setdest", lineno, node, at=at, dest=(x, y), speed=v)
+        x, why_x = check("x", tok[5], "m")
+        y, why_y = check("y", tok[6], "m")
+        v, why_v = check("speed", tok[7], "m/s", low=0.0)
+        return why_x or why_y or why_v or (SETDEST, lineno, node, at, 0, x, y, v)
     if n == 8 and tok[4] == "set":
         return 'a space before the closing quote of a scheduled set (ns-3 skips such lines)'
     return 'not "set X_|Y_|Z_ v" nor "setdest x y speed"'
 
 
-def _tick(seconds: float) -> int:
-    return math.floor(seconds * TICKS_PER_S + 0.5)
+# ---------------------------------------------------------------------------------------------
+# Many lines at once: regular expressions over a piece of the file, numbers through numpy
+# ---------------------------------------------------------------------------------------------
+
+_S = r"[ \t]{1,64}"
+_N = r"([-+.0-9eE]{1,64})"
+_I = r"([0-9]{1,10})"
+_SETDEST = rf'\$ns_{_S}at{_S}{_N}{_S}"?\$node_\({_I}\){_S}setdest{_S}{_N}{_S}{_N}{_S}{_N}"?'
+_SET = rf'\$ns_{_S}at{_S}{_N}{_S}"?\$node_\({_I}\){_S}set{_S}([XYZ])_{_S}{_N}"?'
+_INIT = rf"\$node_\({_I}\){_S}set{_S}([XYZ])_{_S}{_N}"
+_LEAD, _TRAIL = r"^[ \t]{0,64}", r"[ \t;]{0,64}$"
+_ALL_SETDEST = re.compile(_LEAD + _SETDEST + _TRAIL, re.M)
+_ANY = re.compile(_LEAD + rf"(?:{_SETDEST}|{_SET}|{_INIT}|(.*?))" + _TRAIL, re.M)
 
 
-class _Schedule:
-    """Turns commands into events exactly as ``Ns2MobilityHelper::ConfigNodesMovements`` does."""
-
-    def __init__(self) -> None:
-        self.config: dict[int, list[float]] = {}  # the model's position while the file is read
-        self.books: dict[int, _Book] = {}
-        self.events: list[_Event] = []
-
-    def _at(self, at: float, node: int, kind: str, vec: tuple) -> _Event:
-        ev = _Event(_tick(at), len(self.events), node, kind, vec)
-        self.events.append(ev)
-        return ev
-
-    def init(self, c: _Cmd) -> None:  # pass 1: SetInitialPosition
-        pos = self.config.setdefault(c.node, [0.0, 0.0, 0.0])
-        pos[c.axis] = c.value
-        self.books[c.node] = _Book(final=tuple(pos))
-
-    def set(self, c: _Cmd) -> None:  # SetSchedPosition, then the helper's book-keeping
-        pos = self.config.setdefault(c.node, [0.0, 0.0, 0.0])
-        pos[c.axis] = c.value
-        book = self.books.setdefault(c.node, _Book())
-        self._at(c.at, c.node, "pos", tuple(pos))
-        book.final = tuple(pos)
-        if book.arrival > c.at and book.stop is not None:
-            book.stop.alive = False
-        book.arrival = book.start_time = c.at
-
-    def setdest(self, c: _Cmd) -> None:
-        self.config.setdefault(c.node, [0.0, 0.0, 0.0])
-        book = self.books.setdefault(c.node, _Book())
-        if book.arrival > c.at:  # "Did not reach a destination!": cut the movement short
-            dt = c.at - book.start_time
-            book.final = (book.start[0] + book.speed[0] * dt, book.start[1] + book.speed[1] * dt, 0.0)
-            if book.stop is not None:
-                book.stop.alive = False
-        self.books[c.node] = self._movement(c, book.final)
-
-    def _movement(self, c: _Cmd, last: tuple) -> _Book:  # SetMovement
-        new = _Book(start=last, final=last, start_time=c.at, arrival=c.at)
-        if c.speed == 0:
-            new.stop = self._at(c.at, c.node, "vel", _ZERO)
-            return new
-        (x, y), (fx, fy, fz) = c.dest, last
-        time = math.sqrt((x - fx) ** 2 + (y - fy) ** 2) / c.speed
-        if time == 0:
-            return new
-        if not math.isfinite(c.at + time):  # so slow it never arrives: ns-3 cannot say; stay put
-            new.stop = self._at(c.at, c.node, "vel", _ZERO)
-            return new
-        vx, vy = (x - fx) / time, (y - fy) / time
-        new.speed = (vx, vy, 0.0)
-        self._at(c.at, c.node, "vel", (vx, vy, 0.0))
-        new.stop = self._at(c.at + time, c.node, "vel", _ZERO)
-        new.final = (fx + vx * time, fy + vy * time, fz)
-        new.arrival = c.at + time
-        return new
+def _commands(kind: int, line, node, at, axis, a, b, c) -> Commands:
+    k = len(line)
+    full = (lambda v, dt: np.full(k, v, dtype=dt) if np.ndim(v) == 0 else np.asarray(v, dtype=dt))
+    return Commands(full(kind, np.int8), full(line, np.int64), full(node, np.int64),
+                    full(at, np.float64), full(axis, np.int8), full(a, np.float64),
+                    full(b, np.float64), full(c, np.float64))
 
 
-def _commands(path: Path, strict: bool) -> list[_Cmd]:
+def _valid_setdest(v: np.ndarray) -> np.ndarray:  # columns at, id, x, y, speed
+    return (within(v[:, 0], 0.0, MAX_TIME_S) & (v[:, 1] <= MAX_NODE_ID) & within(v[:, 2:4])
+            & within(v[:, 4], 0.0, MAX_ABS))
+
+
+def _piece(text: str, first: int, report: Reporter) -> list[Commands]:
+    """The commands of a piece of whole lines whose first line is ``first``."""
+    rows = _ALL_SETDEST.findall(text)
+    n_lines = text.count("\n") + 1
+    if len(rows) == n_lines:  # the common case: nothing but plain setdest lines
+        v = floats(rows)
+        if _valid_setdest(v).all():
+            return [_commands(SETDEST, first + np.arange(n_lines), v[:, 1], v[:, 0], 0, v[:, 2],
+                              v[:, 3], v[:, 4])]
+    rows = _ANY.findall(text)  # one match per line, whatever it holds
+    if len(rows) != n_lines:  # cannot happen; if it did, the exact parser reads every line
+        rows = [("",) * 12 + (line or " ",) for line in text.split("\n")]
+    out, slow = [], []
+    g = list(zip(*rows))
+    for lead, kind, cols, valid in (
+            (0, SETDEST, (0, 1, 2, 3, 4), _valid_setdest),
+            (5, SET, (5, 6, 8), lambda v: within(v[:, 0], 0.0, MAX_TIME_S) & (v[:, 1] <= MAX_NODE_ID)
+             & within(v[:, 2])),
+            (9, INIT, (9, 11), lambda v: (v[:, 0] <= MAX_NODE_ID) & within(v[:, 1]))):
+        idx = np.flatnonzero(np.fromiter(map(bool, g[lead]), bool, len(rows)))
+        if not len(idx):
+            continue
+        v = floats([[g[c][i] for c in cols] for i in idx.tolist()])
+        ok = valid(v)
+        slow.append(idx[~ok])
+        idx, v = idx[ok], v[ok]
+        line = first + idx
+        if kind == SETDEST:
+            out.append(_commands(SETDEST, line, v[:, 1], v[:, 0], 0, v[:, 2], v[:, 3], v[:, 4]))
+        else:
+            axis = [_AXES[g[lead + (2 if kind == SET else 1)][i]] for i in idx.tolist()]
+            if kind == SET:
+                out.append(_commands(SET, line, v[:, 1], v[:, 0], axis, v[:, 2], 0.0, 0.0))
+            else:
+                out.append(_commands(INIT, line, v[:, 0], 0.0, axis, v[:, 1], 0.0, 0.0))
+    slow.append(np.flatnonzero(np.fromiter(map(bool, g[12]), bool, len(rows))))
+    slow = np.sort(np.concatenate(slow)).tolist()
+    if slow:
+        lines = text.split("\n")
+        got = []
+        for i in slow:
+            cmd = _parse(lines[i], first + i)
+            if isinstance(cmd, str):
+                report.bad(first + i, cmd, lines[i])
+            elif cmd is not None:
+                got.append(cmd)
+        if got:
+            kind, line, node, at, axis, a, b, c = zip(*got)
+            out.append(_commands(np.array(kind), line, node, at, axis, a, b, c))
+    return out
+
+
+@guarded
+def read_commands(path: Path | str, strict: bool = False) -> Commands:
+    """Every command of an ns-2 movement file; bad lines reported as ``strict`` says."""
     report = Reporter(path, strict)
-    cmds = []
-    with open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            got = _parse(raw, lineno)
-            if isinstance(got, str):
-                report.bad(lineno, got, raw)
-            elif got is not None:
-                cmds.append(got)
+    parts: list[Commands] = []
+    with open_text(Path(path)) as f:
+        for first, text, long in chunks(f):
+            if long:
+                report.bad(first, overlong(long), text)
+            else:
+                parts += _piece(text, first, report)
     report.finish()
-    return cmds
+    return Commands.concat(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay
+# ---------------------------------------------------------------------------------------------
+
+def _replay(path: Path, strict: bool, changes: bool) -> Ns2Replay:
+    cmd = read_commands(path, strict)
+    if not len(cmd.line):
+        raise TraceInputError(f"{path}: no ns-2 movement commands found (expected lines like "
+                              f'$node_(0) set X_ 1.0 or $ns_ at 1.0 "$node_(0) setdest 5 5 1")')
+    ev = plan(cmd)
+    rep = replay(ev)
+    for node, last in rep.drifting[:_DRIFT_WARNINGS]:
+        warnings.warn(f"{path}: node {node} is still moving after its last event at {last:g} s "
+                      f"(ns-3 never stops it); followed for {DRIFT_HORIZON_S:g} s more",
+                      TraceWarning, stacklevel=4)
+    if len(rep.drifting) > _DRIFT_WARNINGS:
+        warnings.warn(f"{path}: {len(rep.drifting) - _DRIFT_WARNINGS} more nodes still moving after "
+                      f"their last event ({len(rep.drifting)} in all)", TraceWarning, stacklevel=4)
+    initial = dict(zip(ev.ids.tolist(), map(tuple, ev.initial.tolist())))
+    course = []
+    if changes:  # ns-3's notifications: all events in (tick, scheduling order)
+        order = np.lexsort((ev.sub, ev.line, ev.tick))
+        ids = ev.ids[ev.node[order]].tolist()
+        t = (ev.tick[order] / TICKS_PER_S).tolist()
+        course = [CourseChange(a, b, tuple(p), tuple(v)) for a, b, p, v in
+                  zip(t, ids, rep.after[order].tolist(), rep.velocity[order].tolist())]
+    return Ns2Replay(initial, course, rep.trajectories)
 
 
 def replay_ns2(path: Path | str, strict: bool = False) -> Ns2Replay:
     """Replay an ns-2 movement file as ns-3 would: initial positions, course changes, trajectories."""
-    path = Path(path)
-    cmds = _commands(path, strict)
-    sched = _Schedule()
-    for c in cmds:  # pass 1: initial positions, wherever they are in the file
-        if c.kind == "init":
-            sched.init(c)
-    for c in cmds:  # pass 2: everything else, in file order
-        if c.kind == "set":
-            sched.set(c)
-        elif c.kind == "setdest":
-            sched.setdest(c)
-    if not sched.config:
-        raise TraceError(f"{path}: no ns-2 movement commands found (expected lines like "
-                         f'$node_(0) set X_ 1.0 or $ns_ at 1.0 "$node_(0) setdest 5 5 1")')
-    return _run(path, sched)
-
-
-def _run(path: Path, sched: _Schedule) -> Ns2Replay:
-    """Run the live events in (tick, scheduling order) like ns-3's simulator, integrating motion."""
-    initial = {k: tuple(p) for k, p in sorted(sched.config.items())}
-    state = {k: (p, _ZERO, 0) for k, p in initial.items()}  # position, velocity, tick of last update
-    bps: dict[int, tuple[list, list]] = {k: ([0.0], [p]) for k, p in initial.items()}
-    changes = []
-    for ev in sorted((e for e in sched.events if e.alive), key=lambda e: (e.tick, e.seq)):
-        (x, y, z), vel, last = state[ev.node]
-        t = ev.tick / TICKS_PER_S
-        dt = (ev.tick - last) / TICKS_PER_S  # ConstantVelocityHelper::Update
-        pos = (x + vel[0] * dt, y + vel[1] * dt, z + vel[2] * dt)
-        ts, ps = bps[ev.node]
-        ts.append(t)
-        ps.append(pos)
-        if ev.kind == "pos":  # SetPosition: a jump, and the velocity is zeroed
-            pos, vel = ev.vec, _ZERO
-            ts.append(t)
-            ps.append(pos)
-        else:
-            vel = ev.vec
-        state[ev.node] = (pos, vel, ev.tick)
-        changes.append(CourseChange(t, ev.node, pos, vel))
-    for k, ((x, y, z), vel, last) in state.items():
-        if vel != _ZERO:
-            warnings.warn(f"{path}: node {k} is still moving after its last event at "
-                          f"{last / TICKS_PER_S:g} s (ns-3 never stops it); followed for "
-                          f"{DRIFT_HORIZON_S:g} s more", TraceWarning, stacklevel=3)
-            d = DRIFT_HORIZON_S
-            bps[k][0].append(last / TICKS_PER_S + d)
-            bps[k][1].append((x + vel[0] * d, y + vel[1] * d, z + vel[2] * d))
-    ids = list(initial)
-    traj = Trajectories([bps[k][0] for k in ids], [bps[k][1] for k in ids], ids)
-    return Ns2Replay(initial, changes, traj)
+    return _replay(Path(path), strict, changes=True)
 
 
 def read_ns2(path: Path | str, strict: bool = False) -> Trajectories:
     """Trajectories of an ns-2 movement file, with ns-3's semantics (see the module doc)."""
-    return replay_ns2(path, strict).trajectories
-
+    return _replay(Path(path), strict, changes=False).trajectories
 
 def _num(v: float) -> str:
     return repr(float(v))

@@ -10,47 +10,109 @@ coordinates are shifted by the header's minima, so a trace recorded in UTM metre
 Two differences from ONE, both for robustness: ids must be whole numbers (they become node ids),
 and a node's samples need not be sorted by time (they are sorted, stably); ONE also ignores ids
 that are not in the first time instant, while netemu keeps every id it finds.
+
+Bounds (:mod:`.reading`): lines up to 65,536 characters, header values and coordinates within
+±1e12 m, sample times in [0, 1e12] s, ids up to 2^31 - 1; other lines are bad lines. The file is
+parsed in pieces of about a megabyte with one regular expression each; pieces holding anything
+but plain sample lines are read line by line.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
+
 from netemu.world.trajectory import Trajectories
-from netemu.world.traces import Reporter, from_samples, number, open_text
+from netemu.world.traces import from_arrays
+from netemu.world.traces.reading import (MAX_LINE, MAX_NODE_ID, Reporter, bad_id, check, chunks,
+                                         floats, guarded, is_number, open_text, overlong, whole,
+                                         within)
+
+_N = r"([-+.0-9eE]{1,64})"
+_S = r"[ \t]{1,64}"
+_SAMPLE = re.compile(rf"^[ \t]{{0,64}}{_N}{_S}([0-9]{{1,10}}){_S}{_N}{_S}{_N}[ \t]{{0,64}}$", re.M)
+_HEADER = "the first line must be the ONE header 'minTime maxTime minX maxX minY maxY'"
 
 
+def _sample(raw: str) -> tuple | str | None:
+    """``(time, id, x, y)``, ``None`` for a blank or comment line, or why the line is bad."""
+    if len(raw) > MAX_LINE:
+        return overlong(len(raw))
+    line = raw.strip()
+    if not line or line.startswith("#"):
+        return None
+    tok = line.split()
+    if len(tok) < 4:
+        return "expected 'time id x y'"
+    if not (is_number(tok[0]) and is_number(tok[2]) and is_number(tok[3])):
+        return "time, x and y must be numbers"
+    if not (tok[1].isascii() and tok[1].isdigit()):
+        return "node id must be a whole number >= 0"
+    node = whole(tok[1])
+    if node is None:
+        return bad_id(tok[1])
+    t, why_t = check("time", tok[0], "s", low=0.0)
+    x, why_x = check("x", tok[2], "m")
+    y, why_y = check("y", tok[3], "m")
+    return why_t or why_x or why_y or (t, node, x, y)
+
+
+def _header(line: str, lineno: int, report: Reporter) -> list[float]:
+    tok = line.split()
+    if len(tok) not in (6, 8) or not all(map(is_number, tok)):
+        raise report.fail(lineno, f"{_HEADER}, found {line[:100]!r}")
+    values = []
+    for name, token in zip(("minTime", "maxTime", "minX", "maxX", "minY", "maxY", "minZ", "maxZ"), tok):
+        value, why = check(name, token, "m" if "Time" not in name else "s")
+        if why:
+            raise report.fail(lineno, f"ONE header: {why}")
+        values.append(value)
+    return values
+
+
+@guarded
 def read_one(path: Path | str, strict: bool = False) -> Trajectories:
     """Trajectories of a ONE ``ExternalMovement`` file (see the module doc)."""
     path = Path(path)
     report = Reporter(path, strict)
-    samples: dict[int, list[tuple]] = {}
+    parts: list[np.ndarray] = []  # [k, 4] rows (time, id, x, y), unshifted
     header = None
     with open_text(path) as f:
-        for lineno, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
+        for first, text, long in chunks(f):
+            if long:
+                if header is None:
+                    raise report.fail(first, f"{_HEADER}; found a {overlong(long)}")
+                report.bad(first, overlong(long), text)
                 continue
-            tok = line.split()
-            if header is None:
-                header = [number(t) for t in tok]
-                if len(header) not in (6, 8) or None in header:
-                    raise report.fail(lineno, f"the first line must be the ONE header "
-                                      f"'minTime maxTime minX maxX minY maxY', found {line!r}")
-                t0, _, x0, _, y0, _ = header[:6]
-                continue
-            if len(tok) < 4:
-                report.bad(lineno, "expected 'time id x y'", raw)
-                continue
-            t, x, y = number(tok[0]), number(tok[2]), number(tok[3])
-            if t is None or x is None or y is None:
-                report.bad(lineno, "time, x and y must be numbers", raw)
-                continue
-            if not tok[1].isdigit():
-                report.bad(lineno, "node id must be a whole number >= 0", raw)
-                continue
-            samples.setdefault(int(tok[1]), []).append((t - t0, x - x0, y - y0, 0.0))
+            if header is not None:
+                rows = _SAMPLE.findall(text)
+                if len(rows) == text.count("\n") + 1:
+                    v = floats(rows)
+                    if (within(v[:, 0], 0.0) & (v[:, 1] <= MAX_NODE_ID) & within(v[:, 2:4])).all():
+                        parts.append(v)
+                        continue
+            got = []
+            for i, raw in enumerate(text.split("\n")):
+                if header is None:
+                    if len(raw) > MAX_LINE:
+                        raise report.fail(first + i, f"{_HEADER}; found a {overlong(len(raw))}")
+                    line = raw.strip()
+                    if line and not line.startswith("#"):
+                        header = _header(line, first + i, report)
+                    continue
+                sample = _sample(raw)
+                if isinstance(sample, str):
+                    report.bad(first + i, sample, raw)
+                elif sample is not None:
+                    got.append(sample)
+            if got:
+                parts.append(np.array(got, dtype=np.float64))
     report.finish()
     if header is None:
         raise report.fail(None, "empty file: expected the ONE header 'minTime maxTime minX maxX minY maxY'")
-    return from_samples(samples, path)
+    v = np.concatenate([np.empty((0, 4))] + parts)
+    t0, _, x0, _, y0, _ = header[:6]
+    xyz = np.column_stack([v[:, 2] - x0, v[:, 3] - y0, np.zeros(len(v))])
+    return from_arrays(path, v[:, 1].astype(np.int64), v[:, 0] - t0, xyz)
