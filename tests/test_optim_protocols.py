@@ -239,8 +239,10 @@ def test_divergence_stops_the_protocol_and_is_reported(tmp_path, scenario_file):
     assert summary["push-diging"]["diverged"] is True and 0 < at < 1500
     assert summary["pulm-dgd"]["diverged"] is False and summary["pulm-dgd"]["diverged_at_round"] is None
     m = read_metrics(out / "metrics.csv")
-    assert len(m["push-diging"]["loss"]) == at + 1  # everything up to the non-finite round is kept
-    assert np.all(np.isfinite(m["push-diging"]["loss"][:-1])) and not np.isfinite(m["push-diging"]["loss"][-1])
+    assert len(m["push-diging"]["loss"]) == at + 1  # everything up to the diverging round is kept
+    assert np.all(np.isfinite(m["push-diging"]["loss"][:-1]))
+    # stopped when its state passed [run] diverge_at (1e12 x the initial scale), or became non-finite
+    assert summary["push-diging"].get("diverged_magnitude", np.inf) > 1e12
     assert len(m["pulm-dgd"]["loss"]) == 1501
 
 
