@@ -18,7 +18,13 @@ import numpy as np
 from netemu import wire
 from netemu.errors import NetemuError, ProtocolError
 from netemu.protocol import Batch, Context
-from netemu.runtime.results import RunResult
+from netemu.runtime.results import Observer, RunResult
+
+
+def _watching(observers: tuple, hook: str) -> tuple:
+    """The observers whose ``hook`` does something (not ``Observer``'s no-op): only they are
+    called, so a run without them never builds the per-reception arrays they would get."""
+    return tuple(o for o in observers if getattr(type(o), hook, None) is not getattr(Observer, hook))
 
 
 def _show(nodes) -> str:
@@ -33,6 +39,8 @@ class Runtime:
         self.label, self.name, self.n = label, name, n
         self.net, self.clock, self.transport = net, clock, transport
         self.observers = tuple(observers)
+        self._on_transmit, self._on_deliver, self._on_drop = (
+            _watching(self.observers, hook) for hook in ("transmit", "deliver", "drop"))
         self.res = RunResult(label, name)
         self.ctx = Context(n=n, seed=seed, period=period, active=np.ones(n, dtype=bool),
                            out_degree=np.zeros(n, dtype=np.int64), rounds=rounds, runtime=self)
@@ -57,7 +65,8 @@ class Runtime:
         self.clock.stop()
 
     def _call(self, event: str, nodes, fn, *args, now: float | None = None):
-        """Run a protocol handler with ``ctx.now`` set; wrap its failure in a clear error."""
+        """Run a protocol handler with ``ctx.now`` set; wrap its failure in a clear error naming
+        ``nodes`` (node ids, or the ``Batch`` being delivered)."""
         self.ctx.now = self.clock.now if now is None else now
         self._event = event
         try:
@@ -65,6 +74,8 @@ class Runtime:
         except NetemuError:
             raise
         except Exception as e:
+            if isinstance(nodes, Batch):  # a delivery: its receivers, cut out only now
+                nodes = nodes.receivers
             who = f" for {_show(nodes)}" if nodes is not None else ""
             raise ProtocolError(f"protocol {self.label!r} ({self.name}): {event}{who} at t = "
                                 f"{self.clock.now:g} s raised {type(e).__name__}: {e}") from e
@@ -175,7 +186,7 @@ class Runtime:
         c = self.res.counters
         c["messages_sent"] += len(senders)
         c["bytes_sent"] += len(senders) * int(nbytes)
-        for o in self.observers:
+        for o in self._on_transmit:
             o.transmit(self.label, self.k, self.clock.now, senders, nbytes)
 
     # -- events into the protocol -------------------------------------------------------------
@@ -187,15 +198,24 @@ class Runtime:
         """Hand ``batch`` (arrivals at ``t``) to the protocol."""
         self.res.counters["events"] += 1
         k = self.k if k is None else k
-        for o in self.observers:
+        for o in self._on_deliver:
             o.deliver(self.label, k, t, batch.receivers, batch.senders)
-        self._call("on_message", batch.receivers, self.proto.on_message, batch, now=t)
+        self._call("on_message", batch, self.proto.on_message, batch, now=t)
 
     def dropped(self, k: int, t: float, recv: np.ndarray, send: np.ndarray, why: str) -> None:
         key = "late" if why == "late" else "drops"
         self.res.counters[key] += len(recv)
-        for o in self.observers:
+        for o in self._on_drop:
             o.drop(self.label, k, t, recv, send, why)
+
+    def dropped_where(self, k: int, t: float, recv: np.ndarray, send: np.ndarray, where, count: int,
+                      why: str) -> None:
+        """``dropped`` of the ``count`` receptions ``recv[where]`` ← ``send[where]``, cut out only
+        when an observer watches drops."""
+        if self._on_drop:
+            self.dropped(k, t, recv[where], send[where], why)
+        else:
+            self.res.counters["late" if why == "late" else "drops"] += count
 
     def compute_done(self, nodes: np.ndarray, future, rows: np.ndarray) -> None:
         result = future.result()[rows]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from netemu.protocol import Batch
+from netemu.runtime.batches import RoundBatch
 
 
 def _groups(delay: np.ndarray):
@@ -37,6 +38,9 @@ class SimTransport:
               listen: np.ndarray | None = None) -> None:
         """Broadcast round ``rd.k``'s ``fields`` from the ``active`` nodes at ``rd.time``; receptions
         later than ``period`` are dropped as ``late`` (``listen``: who can receive at all)."""
+        if rd.jitter is None and rd.edges is not None:
+            self._one_instant(rd, fields, nbytes, active, period, listen)
+            return
         rt = self.rt
         tx = active[rd.send]
         if listen is not None:  # receivers that are off hear nothing
@@ -61,6 +65,33 @@ class SimTransport:
         for a, b in _groups(delay):
             t = rd.time + delay[a]
             rt.at(t, rt.deliver, t, Batch(rt.n, recv[a:b], send[a:b], send[a:b], fields), rd.k)
+
+    def _one_instant(self, rd, fields: dict, nbytes: int, active: np.ndarray, period: float,
+                     listen: np.ndarray | None) -> None:
+        """``round`` without jitter: every reception takes the same delay, so the round is one
+        batch, kept as a mask over the round's edges (``RoundBatch``); no per-edge array is cut out
+        unless an observer or the protocol asks for the delivered edges themselves."""
+        rt = self.rt
+        delay = rt.net.delay.fixed(nbytes)
+        heard = None  # which edges carry a transmission (None: all of them)
+        if listen is not None or not active.all():
+            heard = active[rd.send]
+            if listen is not None:  # receivers that are off hear nothing
+                heard &= listen[rd.recv]
+        lost = rd.lost if heard is None else rd.lost & heard
+        n_lost = int(np.count_nonzero(lost))
+        rt.dropped_where(rd.k, rd.time, rd.recv, rd.send, lost, n_lost, "loss")
+        keep = ~lost if heard is None else heard & ~rd.lost
+        n_keep = len(keep) - n_lost if heard is None else int(np.count_nonzero(keep))
+        if delay > period:  # every reception is late
+            rt.dropped_where(rd.k, rd.time + period, rd.recv, rd.send, keep, n_keep, "late")
+            return
+        rt.dropped_where(rd.k, rd.time + period, rd.recv, rd.send, slice(0, 0), 0, "late")
+        rt.res.counters["deliveries"] += n_keep
+        if n_keep == 0:
+            return
+        t = rd.time + delay
+        rt.at(t, rt.deliver, t, RoundBatch(rt.n, rd.edges, keep, fields, n_keep), rd.k)
 
     # -- event protocols: per-message draws (``Network.message``) -----------------------------
 

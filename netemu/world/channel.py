@@ -12,7 +12,6 @@ Two ways to draw, both common random numbers across the protocols of a run:
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtri
 
 from netemu.rng import keyed_uniform, stream
 
@@ -106,6 +105,8 @@ class Delay:
             return -self.scale * np.log1p(-u)
         if self.jitter == "uniform":
             return self.scale * u
+        from scipy.special import ndtri  # imported by the one jitter that needs it
+
         return self.scale * np.exp(self.sigma * ndtri(np.clip(u, 1e-300, None)))
 
     def arrivals(self, t: float, nbytes, jitter: np.ndarray | None, m: int) -> np.ndarray:
@@ -117,6 +118,11 @@ class Delay:
         if self.resolution > 0:
             a = np.ceil(a / self.resolution) * self.resolution
         return a
+
+    def fixed(self, nbytes: int) -> float:
+        """The delay of every reception of ``nbytes`` without jitter: ``delays(nbytes, None, m)[0]``
+        (the same float64 operations on one number)."""
+        return float(self.delays(nbytes, None, 1)[0])
 
     def delays(self, nbytes, jitter: np.ndarray | None, m: int) -> np.ndarray:
         """Per-reception delays; with ``resolution > 0`` rounded *up* to a multiple of it, so that

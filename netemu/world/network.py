@@ -9,6 +9,9 @@ protocol run to give every protocol the same realization.
 the period containing ``t`` (``k = ⌊t / period⌋``, positions at the period's start), and each
 reception's loss and jitter are keyed by ``(sender, sequence number, receiver)``.
 
+Work that depends on the nominal graph only (out- and in-degrees, the sparse structure of sums per
+receiver) is done once per graph (``Edges``): a static radio network computes it once per run.
+
 It takes plain objects; ``netemu.scenario.build`` makes them from a scenario.
 """
 
@@ -16,8 +19,44 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)  # shared by every round of one graph
+    return a
+
+
+class Edges:
+    """A nominal graph ``recv[m] ← send[m]`` (sorted by sender, then receiver) of ``n`` nodes, and
+    what follows from it alone, computed on first use and shared by every round of the graph."""
+
+    def __init__(self, recv: np.ndarray, send: np.ndarray, n: int) -> None:
+        self.recv, self.send, self.n = recv, send, n
+
+    @cached_property
+    def out_degree(self) -> np.ndarray:
+        return _frozen(np.bincount(self.send, minlength=self.n))
+
+    @cached_property
+    def in_degree(self) -> np.ndarray:
+        return _frozen(np.bincount(self.recv, minlength=self.n))
+
+    @cached_property
+    def by_sender(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(indptr, indices)`` of the ``[n, n]`` receiver × sender matrix in compressed sparse
+        column form whose entry ``m`` is edge ``m`` (sender ``j``'s edges are
+        ``indices[indptr[j]:indptr[j + 1]]``), or None unless the edges are strictly sorted by
+        ``(sender, receiver)`` (no duplicates), as every topology makes them."""
+        recv, send, n = self.recv, self.send, self.n
+        key = send * n + recv
+        if len(key) > 1 and not (key[1:] > key[:-1]).all():
+            return None
+        idx = np.int32 if n < 2**31 and len(recv) < 2**31 else np.int64  # scipy keeps int32 as it is
+        indptr = np.searchsorted(send, np.arange(n + 1)).astype(idx)
+        return _frozen(indptr), _frozen(recv.astype(idx))
 
 
 @dataclass
@@ -29,6 +68,7 @@ class Round:
     lost: np.ndarray
     jitter: np.ndarray | None
     out_degree: np.ndarray
+    edges: Edges | None = None  # ``recv``, ``send`` and what is derived from them once per graph
 
 
 @dataclass
@@ -66,20 +106,34 @@ class Network:
         self.loss = loss
         self.delay = delay
         self._epoch: tuple | None = None  # (k, recv, send, bounds) of the last period asked for
+        self._edges: Edges | None = None  # the graph of the last round asked for
+        # static nodes (one breakpoint each) stand at it at every t: their positions, once
+        self._still = trajectories is not None and all(len(ts) == 1 for ts in trajectories.times)
+        self._still_pos: np.ndarray | None = None
 
     def positions(self, t: float) -> np.ndarray | None:
         return None if self.trajectories is None else self.trajectories.positions(t)
+
+    def _radio_positions(self, t: float) -> np.ndarray | None:
+        """``positions(t)`` as the topology reads them (computed once for static nodes)."""
+        if not self._still:
+            return self.positions(t)
+        if self._still_pos is None:
+            self._still_pos = _frozen(self.positions(t))
+        return self._still_pos
 
     def round(self, k: int, t: float | None = None) -> Round:
         """Round ``k``, its radio positions taken at ``t`` (default ``k · period``; rounds shifted
         by compute phases start later). Every random draw is keyed by ``k`` alone."""
         t = k * self.period if t is None else t
-        pos = self.positions(t) if self.topology.needs_positions else None
+        pos = self._radio_positions(t) if self.topology.needs_positions else None
         recv, send = self.topology.edges(k, pos)
+        edges = self._edges
+        if edges is None or edges.recv is not recv or edges.send is not send:  # a new graph
+            edges = self._edges = Edges(recv, send, self.n)
         lost = self.loss.lost(k, recv, send, self.n)
         jitter = self.delay.jitter_draws(k, len(recv))
-        out_degree = np.bincount(send, minlength=self.n)
-        return Round(k, t, recv, send, lost, jitter, out_degree)
+        return Round(k, t, recv, send, lost, jitter, edges.out_degree, edges)
 
     # -- event-driven traffic -------------------------------------------------------------------
 
