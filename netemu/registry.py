@@ -11,7 +11,6 @@ Names are resolved lazily; an unknown name gets a "did you mean" suggestion.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
 
 from netemu.errors import ProtocolError, did_you_mean
 
@@ -38,6 +37,8 @@ def register(name: str, cls: object) -> None:
 
 
 def _plugins() -> dict[str, object]:
+    from importlib.metadata import entry_points  # read only when a name is not a built-in
+
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 

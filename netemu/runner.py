@@ -87,6 +87,22 @@ def _threads(n: int):
         torch.set_num_threads(old)
 
 
+def _bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="round", leave=False, dynamic_ncols=True)
+
+
+class _NoBar:
+    """The progress bar when there is none (tqdm is not even imported)."""
+
+    def update(self, n: int = 1) -> None: ...
+
+    def set_description(self, desc: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
 def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=None) -> list:
     trajectories, topology, x0 = prepare(sc)
     if task is None:
@@ -96,10 +112,7 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
                             f"{sc.network['nodes']}; make them equal")
     if progress is None:
         progress = sys.stderr.isatty()
-    from tqdm import tqdm
-
-    bar = tqdm(total=sc.run["rounds"] * len(sc.protocols), disable=not progress, unit="round",
-               leave=False, dynamic_ncols=True)
+    bar = _bar(sc.run["rounds"] * len(sc.protocols)) if progress else _NoBar()
     observers = []
     results = []
     with staged(Path(out)) as stage, _threads(sc.compute.get("threads", 0) if task is not None else 0):

@@ -6,7 +6,6 @@ runtime records is the same under both clocks.
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import itertools
 
@@ -72,12 +71,16 @@ class WallClock:
 
     def sim_now(self) -> float:
         """The simulated time that corresponds to the loop's clock right now."""
+        import asyncio  # the wall clock runs in a live process, which has imported it already
+
         return (asyncio.get_running_loop().time() - self.t0) * self.scale
 
     def stop(self) -> None:
         self._stopped = True
 
     async def run(self, t0: float) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         self.t0 = t0
         while self._heap and not self._stopped:

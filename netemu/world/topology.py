@@ -6,7 +6,8 @@ receiver, so that every random draw made per edge is reproducible. Self-loops ar
 never listed.
 
 Every class takes plain arguments (numbers, arrays, graphs); ``netemu.scenario.build.topology`` is
-the one place that reads a scenario's ``[network]`` table.
+the one place that reads a scenario's ``[network]`` table. networkx and scipy's KD-tree are imported
+by the topologies that use them, so a run pays their import only when it needs them.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
-from scipy.spatial import cKDTree
 
 from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def _sorted(recv: np.ndarray, send: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +82,8 @@ def latent_graph(name: str, n: int, seed: int, *, edge_prob: float | None = None
     ``edge_prob``: erdos-renyi and directed-random; ``radius``: random-geometric; ``base_dir`` and
     ``directed``: graph files. Random graphs draw from the ``graph`` stream of ``seed``.
     """
+    import networkx as nx
+
     if name == "directed-random":
         return directed_random_graph(n, edge_prob, stream(seed, "graph"))
     gseed = int(stream(seed, "graph").integers(2**31))
@@ -103,6 +108,8 @@ def directed_random_graph(n: int, p: float, rng: np.random.Generator, tries: int
     ``rng`` until the digraph is strongly connected (every node hears every other, over some
     path), at most ``tries`` times. Almost every draw succeeds once ``p`` is well above
     ``ln(n) / n``, the threshold of strong connectivity."""
+    import networkx as nx
+
     nodes = range(n)
     for _ in range(tries):
         hears = rng.random((n, n)) < p  # hears[i, j]: i hears j, the edge j → i
@@ -121,6 +128,8 @@ def directed_random_graph(n: int, p: float, rng: np.random.Generator, tries: int
 
 
 def _read_graph_file(path: Path, shown: str, n: int, directed: bool) -> nx.Graph:
+    import networkx as nx
+
     require_file(path, f"[network] graph = {shown!r}")
     try:
         if path.suffix == ".graphml":
@@ -200,6 +209,8 @@ class RadioTopology:
     def _candidates(self, positions: np.ndarray):
         if self._cache_pos is not None and np.array_equal(positions, self._cache_pos):
             return self._cache
+        from scipy.spatial import cKDTree
+
         pairs = cKDTree(positions).query_pairs(self.reach, output_type="ndarray")
         a, b = pairs[:, 0], pairs[:, 1]
         recv, send = _sorted(np.concatenate([a, b]), np.concatenate([b, a]))
