@@ -177,11 +177,12 @@ class Accumulator:
     instant, ``take()`` at round end returns ``(sums, count)`` and resets. ``add`` only records
     which rows reached whom; the sums are formed once, in ``take``, with one sparse product per
     message set — with continuous jitter a round has hundreds of tiny batches, and summing them
-    one by one would cost a sparse matrix each.
+    one by one would cost a sparse matrix each. ``counts=False``: ``take`` returns ``(sums, None)``,
+    for protocols that never read the counts (one pass over the deliveries less per round).
     """
 
-    def __init__(self, n: int, names: tuple[str, ...]) -> None:
-        self.n, self.names = n, names
+    def __init__(self, n: int, names: tuple[str, ...], counts: bool = True) -> None:
+        self.n, self.names, self.counts = n, names, counts
         self._reset()
 
     def _reset(self) -> None:
@@ -203,18 +204,19 @@ class Accumulator:
         r = np.concatenate([b.receivers for b in batches])
         return Batch(self.n, r, r, np.concatenate([b.rows for b in batches]), fields)  # senders unused
 
-    def take(self, like: dict) -> tuple[dict, np.ndarray]:
+    def take(self, like: dict) -> tuple[dict, np.ndarray | None]:
         tensors = any(is_tensor(like[k]) for k in self.names)
         if tensors and len(self._parts) == 1:  # one message set: its sums are the result (no zeros + sum)
             batch = self._merged(*self._parts[0])
             self._reset()
-            return {k: batch.sum(k) for k in self.names}, batch.count()
+            return {k: batch.sum(k) for k in self.names}, batch.count() if self.counts else None
         sums = {k: (like[k].new_zeros(like[k].shape) if is_tensor(like[k])
                     else np.zeros_like(like[k], dtype=np.float64)) for k in self.names}
-        count = np.zeros(self.n, dtype=np.int64)
+        count = np.zeros(self.n, dtype=np.int64) if self.counts else None
         for part in self._parts:
             batch = self._merged(*part)
-            count += batch.count()
+            if count is not None:
+                count += batch.count()
             for k in self.names:
                 sums[k] += batch.sum(k)
         self._reset()

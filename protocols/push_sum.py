@@ -24,7 +24,7 @@ class PushSum(Protocol):
     def start(self, x0: np.ndarray) -> None:
         self.s = np.array(x0, dtype=np.float64)
         self.w = np.ones(self.ctx.n, dtype=np.float64)
-        self.acc = Accumulator(self.ctx.n, ("s", "w"))
+        self.acc = Accumulator(self.ctx.n, ("s", "w"), counts=False)  # push shares need no counts
 
     def message(self) -> dict:
         deg = self.ctx.out_degree
