@@ -1,20 +1,24 @@
 """Delivered messages per second on broadcast rounds: netemu vs SimPy per delivery vs numpy.
 
 The network is ``broadcast_pushsum.toml`` (4000 static nodes, 50 m range, loss 0.1, push-sum).
-All three runs happen in this one process invocation, so their ratios are comparable:
+All three runs happen in this one process invocation, once per repeat and interleaved, so their
+ratios are comparable (each ratio is taken within one repeat, then summarized over repeats):
 
-- netemu: the whole ``netemu run`` process (start-up, imports, outputs included);
+- netemu: the whole ``netemu run`` process (start-up, imports, KD-tree, metrics and outputs
+  included; plots too with ``--plot``), ``--rounds`` rounds;
 - SimPy per delivery: push-sum written the way a user would, one SimPy event per delivery
   (timed on the first few rounds; the rate per delivery does not depend on the round count);
-- numpy floor: bare vectorized push-sum over precomputed edges (loss draw + two bincounts).
+- numpy floor: bare vectorized push-sum over precomputed edges (loss draw + two bincounts per
+  round), ``--rounds`` rounds, timed in this process after the edges are built.
 
-Run:  python benchmarks/bench_delivery.py [--simpy-rounds 3]
+Run:  python benchmarks/bench_delivery.py [--rounds 1000] [--repeats 3] [--simpy-rounds 3] [--plot]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +31,7 @@ from scipy.spatial import cKDTree
 
 HERE = Path(__file__).resolve().parent
 SCENARIO = HERE / "broadcast_pushsum.toml"
-N, SIDE, RANGE, LOSS, ROUNDS = 4000, 1000.0, 50.0, 0.1, 100
+N, SIDE, RANGE, LOSS = 4000, 1000.0, 50.0, 0.1
 
 
 def network(seed: int = 1):
@@ -39,11 +43,13 @@ def network(seed: int = 1):
     return recv, send
 
 
-def bench_netemu() -> tuple[float, int]:
+def bench_netemu(rounds: int, plot: bool) -> tuple[float, int]:
+    """The whole ``netemu run`` process, as a user starts it."""
     with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "netemu", "run", str(SCENARIO), "--out", out, "--no-progress",
+               "--set", f"run.rounds={rounds}", "--set", f"output.plot={'true' if plot else 'false'}"]
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "netemu", "run", str(SCENARIO), "--out", out, "--no-progress"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         wall = time.perf_counter() - t
         s = json.loads((Path(out) / "summary.json").read_text())["protocols"]["push-sum"]
     return s["deliveries"] / wall, s["deliveries"]
@@ -92,7 +98,8 @@ def bench_simpy(rounds: int) -> tuple[float, int]:
     return delivered / (time.perf_counter() - t), delivered
 
 
-def bench_numpy() -> tuple[float, int]:
+def bench_numpy(rounds: int) -> tuple[float, int]:
+    """The floor: loss draw + two bincounts per round over precomputed edges."""
     recv, send = network()
     rng = np.random.default_rng(2)
     s = np.random.default_rng(3).normal(size=N)
@@ -100,7 +107,7 @@ def bench_numpy() -> tuple[float, int]:
     deg = np.bincount(send, minlength=N)
     delivered = 0
     t = time.perf_counter()
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         ok = rng.random(len(recv)) >= LOSS
         r, j = recv[ok], send[ok]
         s, w = s / (deg + 1), w / (deg + 1)
@@ -110,19 +117,38 @@ def bench_numpy() -> tuple[float, int]:
     return delivered / (time.perf_counter() - t), delivered
 
 
+def spread(xs: list[float], fmt: str) -> str:
+    """``min / median / max`` of ``xs``."""
+    return " / ".join(format(v, fmt) for v in (min(xs), statistics.median(xs), max(xs)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--simpy-rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1000, help="rounds of netemu and of the numpy floor")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved repetitions of all three runs")
+    ap.add_argument("--simpy-rounds", type=int, default=3, help="rounds of the per-delivery SimPy run")
+    ap.add_argument("--plot", action="store_true", help="netemu also draws its plot (output.plot = true)")
     args = ap.parse_args()
-    ne, nd = bench_netemu()
-    sp, sd = bench_simpy(args.simpy_rounds)
-    npf, npd = bench_numpy()
-    print(f"{'run':<34}{'deliveries':>12}{'deliveries/s':>15}")
-    print(f"{'netemu run (whole process)':<34}{nd:>12}{ne:>15,.0f}")
-    print(f"{f'SimPy, one event per delivery ({args.simpy_rounds} r)':<34}{sd:>12}{sp:>15,.0f}")
-    print(f"{'numpy floor (bare vectorized)':<34}{npd:>12}{npf:>15,.0f}")
-    print(f"netemu / SimPy = {ne / sp:.1f}x   (target >= 20x)")
-    print(f"netemu / numpy = {ne / npf:.2f}   (the floor is 1.0)")
+    rates: dict[str, list[float]] = {"netemu": [], "simpy": [], "numpy": []}
+    counts: dict[str, int] = {}
+    for _ in range(args.repeats):
+        for key, fn in (("netemu", lambda: bench_netemu(args.rounds, args.plot)),
+                        ("simpy", lambda: bench_simpy(args.simpy_rounds)),
+                        ("numpy", lambda: bench_numpy(args.rounds))):
+            rate, counts[key] = fn()
+            rates[key].append(rate)
+    vs_simpy = [a / b for a, b in zip(rates["netemu"], rates["simpy"])]
+    vs_numpy = [a / b for a, b in zip(rates["netemu"], rates["numpy"])]
+    plot = "plot on" if args.plot else "no plot"
+    print(f"{args.rounds} rounds, {args.repeats} repeats (min / median / max)")
+    print(f"{'run':<40}{'deliveries':>12}   deliveries/s")
+    rows = (("netemu", f"netemu run (whole process, {plot})"),
+            ("simpy", f"SimPy, one event per delivery ({args.simpy_rounds} r)"),
+            ("numpy", "numpy floor (bare vectorized)"))
+    for key, name in rows:
+        print(f"{name:<40}{counts[key]:>12}   {spread([r / 1e6 for r in rates[key]], '.2f')} M")
+    print(f"netemu / SimPy = {spread(vs_simpy, '.1f')}x   (target >= 60x)")
+    print(f"netemu / numpy = {spread(vs_numpy, '.2f')}   (the floor is 1.0; target >= 0.9)")
 
 
 if __name__ == "__main__":
