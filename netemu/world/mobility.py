@@ -75,7 +75,7 @@ def build_mobility(cfg: dict, n: int, horizon: float, rng: np.random.Generator,
         else:
             pts = np.zeros((n, 3))
             pts[:, :2] = rng.uniform(size=(n, 2)) * area
-        return Trajectories([[0.0]] * n, list(pts[:, None, :]), list(range(n)))
+        return Trajectories.from_flat(range(n), np.ones(n, dtype=np.int64), np.zeros(n), pts)  # one breakpoint each
     speed = _pair(c, "speed", ordered=True)
     if model == "random-waypoint":
         stationary = c["stationary"]

@@ -214,7 +214,9 @@ class RadioTopology:
         pairs = cKDTree(positions).query_pairs(self.reach, output_type="ndarray")
         a, b = pairs[:, 0], pairs[:, 1]
         recv, send = _sorted(np.concatenate([a, b]), np.concatenate([b, a]))
-        dist = np.linalg.norm(positions[recv] - positions[send], axis=1)
+        dist = None  # link lengths, for per-node ranges and path loss only
+        if self.ranges is not None or self.path_loss is not None:
+            dist = np.linalg.norm(positions[recv] - positions[send], axis=1)
         if self.ranges is not None:
             keep = dist <= self.ranges[send]
             recv, send, dist = recv[keep], send[keep], dist[keep]
