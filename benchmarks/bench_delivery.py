@@ -132,9 +132,9 @@ def main() -> None:
     rates: dict[str, list[float]] = {"netemu": [], "simpy": [], "numpy": []}
     counts: dict[str, int] = {}
     for _ in range(args.repeats):
-        for key, fn in (("netemu", lambda: bench_netemu(args.rounds, args.plot)),
-                        ("simpy", lambda: bench_simpy(args.simpy_rounds)),
-                        ("numpy", lambda: bench_numpy(args.rounds))):
+        for key, fn in (("netemu", lambda: bench_netemu(args.rounds, args.plot)),  # netemu and its floor
+                        ("numpy", lambda: bench_numpy(args.rounds)),  # back to back: the same load
+                        ("simpy", lambda: bench_simpy(args.simpy_rounds))):
             rate, counts[key] = fn()
             rates[key].append(rate)
     vs_simpy = [a / b for a, b in zip(rates["netemu"], rates["simpy"])]
