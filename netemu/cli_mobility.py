@@ -17,9 +17,9 @@ from pathlib import Path
 
 import click
 
-from netemu.rng import stream
-from netemu.world.mobility import build_mobility
-from netemu.world.traces import FORMATS, load_trace, write_ns2
+# netemu.world.traces.FORMATS, written out so that building the command line (``netemu --help``)
+# does not import numpy and the trace readers; tests/test_overhead.py checks that they agree
+FORMATS = ("auto", "ns2", "one", "bonnmotion", "csv")
 
 
 def _numbers(text: str, what: str, example: str) -> list[float]:
@@ -74,6 +74,8 @@ def mobility() -> None:
 @click.option("--strict", is_flag=True, help="malformed lines are errors, not warnings")
 def positions(trace: Path, times: list[float], fmt: str, strict: bool) -> None:
     """Print TRACE's node positions at the given times as CSV: time,node,x,y,z."""
+    from netemu.world.traces import load_trace
+
     traj = load_trace(trace, fmt, strict)
     out = ["time,node,x,y,z"]
     for t in times:
@@ -106,6 +108,10 @@ def generate(model: str, nodes: int, area: list, duration: float, seed: int, spe
     """Draw a mobility model and write it as an ns-2 movement file."""
     cfg = {"model": model, "area": area, "speed": speed, "pause": pause, "interval": interval,
            "stationary": stationary}
+    from netemu.rng import stream
+    from netemu.world.mobility import build_mobility
+    from netemu.world.traces import write_ns2
+
     traj = build_mobility(cfg, nodes, duration, stream(seed, "mobility"), Path.cwd())
     write_ns2(traj, out)
     click.echo(f"wrote {out}: {nodes} nodes, {model}, {duration:g} s")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from netemu.engine import SimEngine
 from netemu.errors import ScenarioError
-from netemu.outputs import opt_plots, plot_metric, staged, write_metrics, write_summary
+from netemu.outputs import Plotter, opt_plots, staged, write_metrics, write_summary
 from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
 from netemu.scenario import build
@@ -140,14 +140,20 @@ def write_results(stage: Path, sc, results: list, task, suffix: str = "") -> Non
     """metrics.csv, summary.json and the plots of a run (``netemu run`` and ``netemu live``)."""
     write_metrics(stage / "metrics.csv", results)
     write_summary(stage / "summary.json", sc, results)
-    if not sc.output["plot"]:
-        return
+    if sc.output["plot"]:
+        write_plots(stage, sc, results, optimization=task is not None, suffix=suffix)
+
+
+def write_plots(stage: Path, sc, results: list, optimization: bool, suffix: str = "") -> None:
+    """The plots of a run, all on one reused figure (``netemu.outputs.Plotter``): consensus_error,
+    or those of ``opt_plots`` against round and (all but disagreement) simulated time."""
     title = (sc.name or Path(sc.source).stem) + suffix
-    if task is None:
-        plot_metric(stage / "consensus_error.png", results, "consensus_error", title)
+    plots = Plotter()
+    if not optimization:
+        plots.metric(stage / "consensus_error.png", results, "consensus_error", title)
         return
     for metric, log_scale in opt_plots(sc.task, sc.output):  # plus opt_gap, dist_opt on convex tasks
         cap = 100.0 if metric in CAPPED else None
-        plot_metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
+        plots.metric(stage / f"{metric}.png", results, metric, title, log=log_scale, cap=cap)
         if metric != "disagreement":
-            plot_metric(stage / f"{metric}_time.png", results, metric, title, x="time", log=log_scale, cap=cap)
+            plots.metric(stage / f"{metric}_time.png", results, metric, title, x="time", log=log_scale, cap=cap)

@@ -61,28 +61,25 @@ PANEL_METRICS = ("consensus_error", "loss", "grad_norm_sq", "opt_gap", "dist_opt
 def plot_panels(path: Path, runs: list, metric: str, title: str, cap: float = 1e3) -> bool:
     """One panel per combination; non-finite values (a diverged run) are left out and the y-axis
     ends at ``cap`` times the largest first value, so a blown-up run does not flatten the rest."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from netemu.outputs import log_yaxis, new_figure, thin, y_label_room
 
     runs = [(label, res) for label, res in runs if any(metric in m for r in res for _, _, m in r.rows)]
     if not runs:
         return False
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs), 3.8), dpi=120, sharey=True,
-                             squeeze=False)
+    width, height = 4.2 * len(runs), 3.8  # inches
+    fig = new_figure(figsize=(width, height), dpi=120)
+    axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)
     first = []
     for ax, (label, results) in zip(axes[0], runs):
         for r in results:
             pts = [(k, m[metric]) for k, _, m in r.rows if metric in m]
             if not pts:
                 continue
-            xs, ys = zip(*pts)
-            ys = np.asarray(ys, dtype=float)
+            xs, ys = (np.asarray(v, dtype=float) for v in zip(*pts))
             ys = np.where(np.isfinite(ys) & (ys > 0), ys, np.nan)
             first.append(ys[0])
-            ax.plot(xs, ys, label=r.label, lw=1.5)
-        ax.set_yscale("log")
+            ax.plot(*thin(xs, ys), label=r.label, lw=1.5)
+        log_yaxis(ax)
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("round")
         ax.grid(True, which="both", alpha=0.3)
@@ -93,9 +90,10 @@ def plot_panels(path: Path, runs: list, metric: str, title: str, cap: float = 1e
     axes[0][0].set_ylabel(metric.replace("_", " "))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    # fixed margins in inches (a layout pass would draw the figure twice), the left one measured
+    fig.subplots_adjust(left=max(0.75, y_label_room(axes[0][0])) / width, right=1 - 0.15 / width,
+                        bottom=0.5 / height, top=1 - 0.62 / height, wspace=0.06)
     fig.savefig(path)
-    plt.close(fig)
     return True
 
 
@@ -219,10 +217,7 @@ def plot_sweep(path: Path, points: list[dict], metric: str, x: str, *, marks=(),
     times the smallest one are triangles there (a blown-up run does not flatten the rest);
     ``marks``: ``(value, text)`` vertical lines; each series' best point is a star (``best``:
     ``"min"``, ``"max"`` or ``"none"``). Returns the best point per series."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from netemu.outputs import log_yaxis, new_figure
 
     numeric = all(isinstance(p["x"], (int, float)) and not isinstance(p["x"], bool) for p in points)
     cats = list(dict.fromkeys(str(p["x"]) for p in points))
@@ -235,7 +230,8 @@ def plot_sweep(path: Path, points: list[dict], metric: str, x: str, *, marks=(),
 
         logy = metric not in LINEAR_METRICS
     names = names or {}
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    fig = new_figure(figsize=(6.4, 4.2), dpi=120)
+    ax = fig.add_subplot()
     series = list(dict.fromkeys(p["series"] for p in points))
     bests = best_points(points, best) if best != "none" else {}
     finite = np.array([p["value"] for p in points if np.isfinite(p["value"]) and p["value"] > 0])
@@ -261,7 +257,7 @@ def plot_sweep(path: Path, points: list[dict], metric: str, x: str, *, marks=(),
     if logy:
         from matplotlib.ticker import FormatStrFormatter
 
-        ax.set_yscale("log")
+        log_yaxis(ax)
         lo, hi = ax.get_ylim()
         if hi < 10 * lo:  # under a decade: label the minor ticks too, as plain numbers
             ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
@@ -288,5 +284,4 @@ def plot_sweep(path: Path, points: list[dict], metric: str, x: str, *, marks=(),
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
     return bests
