@@ -41,8 +41,9 @@ def metrics_for(task, target, rounds: int = 0, every: int = 1):
     """The metric function ``(proto, k) -> {name: value}`` of a run: consensus error to ``target``,
     or the task's metrics, fully evaluated every ``every`` rounds and at the last (``rounds``)."""
     if task is None:
-        return lambda proto, k: consensus_metrics(proto.estimate(), target)
-    return lambda proto, k: optimization_metrics(task, proto.estimate(), full=k % every == 0 or k >= rounds)
+        return lambda proto, k, last=False: consensus_metrics(proto.estimate(), target)
+    return lambda proto, k, last=False: optimization_metrics(task, proto.estimate(),
+                                                             full=last or k % every == 0 or k >= rounds)
 
 
 def divergence_limit(sc, x0) -> float:

@@ -63,6 +63,8 @@ class MetricsRecorder(Observer):
             if not mag <= self.limit:  # NaN included
                 run.diverged, run.diverged_at_round = True, k
                 run.extra["diverged_magnitude"] = mag
+        if run.diverged:  # the run's last row: every metric, even between evaluations
+            run.rows[-1] = (k, t, {**self.metrics(proto, k, True), **m})
 
 
 def magnitude(x) -> float:
