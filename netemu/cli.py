@@ -11,15 +11,36 @@ from netemu import __version__
 from netemu.errors import NetemuError
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that staging folders are removed on the way out."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 class Group(click.Group):
-    """Turns user errors into one line on stderr and exit status 2, without a traceback."""
+    """Turns user errors into one line on stderr and exit status 2, without a traceback; Ctrl-C
+    and SIGTERM end with status 130 and 143 after removing the run's temporary folders."""
 
     def invoke(self, ctx):
+        import signal
+
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:  # not the main thread (a test runner, an embedding program)
+            pass
         try:
             return super().invoke(ctx)
         except NetemuError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: no results were written for the unfinished run", err=True)
+            sys.exit(130)
+        except Terminated:
+            click.echo("terminated: no results were written for the unfinished run", err=True)
+            sys.exit(143)
 
 
 @click.group(cls=Group)
@@ -43,6 +64,7 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
     from netemu.scenario.load import load_sweep
 
     runs = load_sweep(scenario, overrides, seed)
+    out_given = out is not None
     out = out or Path("results") / scenario.stem
 
     def log(r):
@@ -65,7 +87,22 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
     def announce(label, sc, target):
         click.echo(f"{sc.name or scenario.stem}" + (f" [{label}]" if label else "") + f" -> {target}/")
 
-    done = run_all(runs, out, jobs=jobs, progress=progress, announce=announce, log=log)
+    from netemu.outputs import remove_stages, write_error
+
+    from netemu.errors import ScenarioError
+
+    try:
+        done = run_all(runs, out, jobs=jobs, progress=progress, announce=announce, log=log)
+    except ScenarioError:  # bad input (a file, a value): nothing is written
+        raise
+    except Exception as e:  # the input was valid but the run failed: its error is the output set
+        if out_given:
+            write_error(out, f"error: {e}")
+        raise
+    except BaseException:  # interrupted: leave no temporary folder behind (a killed worker's too)
+        remove_stages(out.parent)
+        remove_stages(out)
+        raise
     if len(runs) > 1 and runs[0][1].output["plot"]:
         from netemu.sweep import PANEL_METRICS, plot_panels
 

@@ -1,11 +1,13 @@
 """Writing a run's results: metrics.csv (long form), summary.json and plots.
 
-Everything is first written into a hidden staging folder beside the outputs and moved into place
-only when complete, so an interrupted or failed run never leaves half-written files.
+Everything is first written into a hidden staging folder beside ``--out`` and renamed into place
+only when complete, replacing the previous set as a whole, so an interrupted or failed run never
+leaves half-written or stale files.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -20,20 +22,66 @@ import numpy as np
 from netemu import __version__
 
 
+STAGE_PREFIX = ".netemu-"
+MARKERS = ("summary.json", "error.txt")  # a folder holding one of these is a netemu result set
+
+
+def check_out(out: Path) -> None:
+    """Refuse an ``out`` that holds other files than a netemu result set: replacing it would
+    delete them."""
+    from netemu.errors import ScenarioError
+
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ScenarioError(f"--out {out}: is a file, not a folder; choose a folder for the results")
+    entries = [e for e in out.iterdir() if not e.name.startswith(STAGE_PREFIX)]
+    if entries and not any((out / m).is_file() for m in MARKERS):
+        raise ScenarioError(f"--out {out}: the folder holds files that are not a netemu run's results "
+                            f"(no summary.json); a run replaces its output folder as a whole, so "
+                            f"choose a new or empty folder")
+
+
+def _swap(stage: Path, out: Path) -> None:
+    """Put ``stage`` in place of ``out`` by renames: the old set goes as a whole."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{out.name}-old-", dir=out.parent))
+        os.replace(out, old / "set")
+    os.replace(stage, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 @contextmanager
 def staged(out: Path):
-    """Yield a staging folder beside ``out``; on success move its files into ``out`` (replacing
-    old ones). A run that fails leaves ``out`` as it was: not even created."""
+    """Yield a staging folder beside ``out``; on success it replaces ``out`` as a whole (no file
+    of an earlier run stays). A run that fails leaves ``out`` as it was."""
     out = Path(out)
+    check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".netemu-{out.name}-", dir=out.parent))
+    stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{out.name}-", dir=out.parent))
     try:
         yield stage
-        out.mkdir(exist_ok=True)
-        for f in sorted(stage.iterdir()):
-            os.replace(f, out / f.name)
+        _swap(stage, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_error(out: Path, message: str) -> None:
+    """A failed run's output set: ``error.txt`` alone, in place of ``out``."""
+    with staged(out) as stage:
+        (stage / "error.txt").write_text(message.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def remove_stages(folder: Path) -> None:
+    """Remove staging folders left in ``folder`` by runs that were killed."""
+    folder = Path(folder)
+    if folder.is_dir():
+        for e in folder.iterdir():
+            if e.name.startswith(STAGE_PREFIX) and e.is_dir():
+                shutil.rmtree(e, ignore_errors=True)
 
 
 def fmt(v: float) -> str:
@@ -41,12 +89,15 @@ def fmt(v: float) -> str:
 
 
 def write_metrics(path: Path, results) -> None:
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write("protocol,round,time,metric,value\n")
+    """``metrics.csv`` in long form, CSV-quoted where a value needs it (a label with a comma or a
+    quote); numbers are written with ``repr`` (exact round trip)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(("protocol", "round", "time", "metric", "value"))
         for r in results:
             for k, t, m in r.rows:
                 for name, v in m.items():
-                    f.write(f"{r.label},{k},{fmt(t)},{name},{fmt(v)}\n")
+                    w.writerow((r.label, k, fmt(t), name, fmt(v)))
 
 
 def _clean(v):
@@ -176,7 +227,12 @@ class Plotter:
             xs, ys = (np.asarray(v, dtype=float) for v in zip(*pts))
             ys = np.where(np.isfinite(ys) & ((ys > 0) if log else True), ys, np.nan)
             first.append(ys[0])
-            ax.plot(*thin(xs, ys), label=r.label, lw=1.6)
+            label = r.label + (f" (diverged at round {r.diverged_at_round})" if r.diverged else "")
+            (line,) = ax.plot(*thin(xs, ys), label=label, lw=1.6)
+            if r.diverged:  # a cross where the run was stopped, at its last drawable value
+                good = np.flatnonzero(np.isfinite(ys))
+                if len(good):
+                    ax.plot([xs[good[-1]]], [ys[good[-1]]], marker="x", ms=9, mew=2, color=line.get_color())
             drawn = True
         if not drawn:
             return False

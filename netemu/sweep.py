@@ -43,7 +43,8 @@ def run_all(runs: list, out: Path, jobs: int = 1, progress=None, announce=None, 
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    try:
         futures = [pool.submit(_run_one, sc, _target(out, label)) for label, sc in runs]
         for (label, sc), fut in zip(runs, futures):
             results = fut.result()
@@ -52,6 +53,12 @@ def run_all(runs: list, out: Path, jobs: int = 1, progress=None, announce=None, 
                 if log:
                     log(r)
             done.append((label, results))
+    except BaseException:  # interrupted or failed: stop the workers now, not after their runs
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
     return done
 
 
