@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from netemu import wire
+from netemu.arrays import is_tensor
 from netemu.errors import NetemuError, ProtocolError
 from netemu.protocol import Batch, Context
 from netemu.runtime.results import Observer, RunResult
@@ -25,6 +26,11 @@ def _watching(observers: tuple, hook: str) -> tuple:
     """The observers whose ``hook`` does something (not ``Observer``'s no-op): only they are
     called, so a run without them never builds the per-reception arrays they would get."""
     return tuple(o for o in observers if getattr(type(o), hook, None) is not getattr(Observer, hook))
+
+
+def _snapshot(fields: dict) -> dict:
+    """A copy of a message's fields as they are when sent (tensors stay on their device)."""
+    return {k: v.detach().clone() if is_tensor(v) else np.array(v, copy=True) for k, v in fields.items()}
 
 
 def _show(nodes) -> str:
@@ -101,7 +107,7 @@ class Runtime:
         nodes = self._nodes(nodes, "broadcast")
         if not len(nodes):
             return
-        fields = {k: np.array(v, copy=True) for k, v in fields.items()}
+        fields = _snapshot(fields)
         for k, v in fields.items():
             if v.shape[:1] != (len(nodes),):
                 raise ProtocolError(f"protocol {self.label!r} ({self.name}): broadcast in {self._event}: "
@@ -122,7 +128,7 @@ class Runtime:
                                 f"{len(src)} sources for {len(dst)} destinations; give one each")
         if not len(src):
             return
-        fields = {k: np.array(v, copy=True) for k, v in fields.items()}
+        fields = _snapshot(fields)
         nbytes = wire.message_bytes(fields, self.n) if fields else 0
         seqs = np.empty(len(src), dtype=np.int64)
         for m, j in enumerate(src.tolist()):  # several unicasts of one sender: consecutive numbers
