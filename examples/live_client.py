@@ -5,9 +5,15 @@
 
 It says hello (claiming node 7 with initial value 100), then each `round` datagram closes the
 previous round with what it received and sends this round's transmission; `bye` ends it.
-Wire format: docs/wire.md. Arrays travel as [dtype, shape, little-endian bytes].
+With --key-file (the run's [live] key_file) every datagram is payload || seq || tag, the tag a
+16-byte keyed BLAKE2b of payload || run id || receiver || seq, and the hello is answered by a
+`challenge` carrying the run id first. Wire format: docs/wire.md. Arrays travel as
+[dtype, shape, little-endian bytes].
 """
 import argparse
+import hashlib
+import hmac
+import os
 import socket
 import struct
 
@@ -17,17 +23,59 @@ ap = argparse.ArgumentParser()
 ap.add_argument("port", type=int)
 ap.add_argument("--id", type=int, default=None)
 ap.add_argument("--x0", type=float, nargs="*", default=None)
+ap.add_argument("--host", default="127.0.0.1", help="the medium's address")
+ap.add_argument("--key-file", default=None, help="the run's secret key ([live] key_file)")
 a = ap.parse_args()
-medium = ("127.0.0.1", a.port)
+medium = (a.host, a.port)
+key = open(a.key_file, "rb").read().strip() if a.key_file else None
+MEDIUM, HANDSHAKE = 0xFFFFFFFF, 0xFFFFFFFE
+run, seq, last, nonce = bytes(16), [0], [0], os.urandom(16)
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-sock.bind(("127.0.0.1", 0))
+sock.bind(("127.0.0.1" if a.host.startswith("127.") else "0.0.0.0", 0))
 sock.settimeout(30)
-send = lambda m: sock.sendto(msgpack.packb({"v": 1, **m}), medium)  # noqa: E731
 arr = lambda v, shape: ["<f8", shape, struct.pack(f"<{len(v)}d", *v)]  # noqa: E731
 val = lambda a: list(struct.unpack(f"<{len(a[2]) // 8}d", a[2]))  # noqa: E731
+tag = lambda p, run, to, sb: hashlib.blake2b(p + run + to.to_bytes(4, "big") + sb, key=key,  # noqa: E731
+                                             digest_size=16).digest()
 
-send({"t": "hello", "id": a.id, **({"x0": a.x0} if a.x0 else {})})
-w = msgpack.unpackb(sock.recvfrom(65535)[0])
+
+def send(m):
+    p = msgpack.packb({"v": 1, **m})
+    if key:  # payload || seq || tag
+        seq[0] += 1
+        sb = seq[0].to_bytes(8, "big")
+        p += sb + tag(p, run, MEDIUM, sb)
+    sock.sendto(p, medium)
+
+
+def recv(to):
+    """The next message from the medium for `to` (a forged, replayed or foreign one is skipped)."""
+    while True:
+        data, addr = sock.recvfrom(65535)
+        if addr != medium:
+            continue
+        p, sb = (data[:-24], data[-24:-16]) if key else (data, b"")
+        try:
+            m = msgpack.unpackb(p)
+        except Exception:
+            continue
+        if not key:
+            return m
+        if not hmac.compare_digest(data[-16:], tag(p, m.get("run", run) if to == HANDSHAKE else run, to, sb)):
+            continue
+        if to == HANDSHAKE and m.get("nonce") == nonce:
+            return m
+        if to != HANDSHAKE and int.from_bytes(sb, "big") > last[0]:
+            last[0] = int.from_bytes(sb, "big")
+            return m
+
+
+hello = {"t": "hello", "id": a.id, "nonce": nonce, **({"x0": a.x0} if a.x0 else {})}
+if key:  # the first hello is tagged under the all-zero run id; the challenge tells the real one
+    send(hello)
+    run = recv(HANDSHAKE)["run"]
+send(hello)
+w = recv(HANDSHAKE)
 if w["t"] != "welcome":
     raise SystemExit(f"refused: {w['why']}")
 me, n, pulm, x0 = w["id"], w["n"], w["protocol"] == "pulm", w["x0"]
@@ -35,10 +83,7 @@ x, d = list(x0), [float(j == me) for j in range(n)]  # PULM: value and memory d 
 s, wt = list(x0), 1.0  # push-sum: mass and weight
 r, inbox = -1, []
 while True:
-    data, addr = sock.recvfrom(65535)
-    if addr != medium:
-        continue
-    m = msgpack.unpackb(data)
+    m = recv(me)
     if m["t"] == "tx":  # a reception: keep it if it belongs to the current round
         if m["r"] == r:
             inbox.append({k: val(v) for k, v in m["f"].items()})

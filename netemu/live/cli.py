@@ -1,4 +1,11 @@
-"""``netemu live``: run a scenario in wall-clock time over real UDP datagrams on 127.0.0.1."""
+"""``netemu live``: run a scenario in wall-clock time over real UDP datagrams (loopback unless
+``[live] host`` says otherwise).
+
+Exit statuses: 0 done; 2 a user error (bad scenario, key file, port, missing external node);
+3 the run lost more than ``[live] max_drop_share`` of its datagrams; 4 an external node departed
+with ``[live] on_departure = "fail"``; 130 interrupted (Ctrl-C). Outputs are written for 3, 4
+and 130.
+"""
 
 from __future__ import annotations
 
@@ -21,25 +28,36 @@ import click
 @click.option("--seed", type=int, default=None, help="override the scenario's seed")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a scenario value, e.g. --set live.external=[7] (repeatable)")
-def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) -> None:
+@click.option("--insecure", is_flag=True, default=False,
+              help="allow [live] host to be a non-loopback address without [live] key_file (anyone who "
+                   "reaches the port can then join, forge and flood the run)")
+def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides, insecure) -> None:
     """Run SCENARIO live: every node a UDP endpoint, a medium forwarding datagrams as the channel
     model says, round timers in wall-clock time. Writes the same files as 'netemu run'; Ctrl-C
-    stops and writes what was done so far."""
-    from netemu.live.config import with_overrides
-    from netemu.live.runtime import interrupted, run_live
+    stops and writes what was done so far.
+
+    Exit status: 0 done, 2 user error, 3 too many datagrams lost ([live] max_drop_share), 4 an
+    external node departed with [live] on_departure = "fail", 130 interrupted."""
+    from netemu.live.config import security, with_overrides
+    from netemu.live.runtime import failure, interrupted, run_live
     from netemu.scenario.load import load
 
     sc = with_overrides(load(scenario, overrides, seed), time_scale, port_base, duration)
     out = out or Path("results") / f"{scenario.stem}-live"
     lv = sc.live
+    if insecure and not lv.get("key_file") and not _loopback(security(sc, lv, insecure=True)["bind"]):
+        click.echo(f"warning: --insecure: the medium binds {lv['host']} without [live] key_file; anyone "
+                   f"who can reach its port can join, forge datagrams and flood the run", err=True)
 
     def listening(session) -> None:
-        host, port = session.address
+        host, port = session.bound
         rounds, wall = sc.run["rounds"], sc.run["rounds"] * sc.run["period"] / lv["time_scale"]
-        click.echo(f"{session.p['label']}: medium {host}:{port}, {rounds} rounds in about {wall:.1f} s")
+        auth = ", authenticated" if lv.get("key_file") else ""
+        click.echo(f"{session.p['label']}: medium {host}:{port}{auth}, {rounds} rounds in about {wall:.1f} s")
         if lv["external"]:
+            key = f" --key-file {lv['key_file']}" if lv.get("key_file") else ""
             click.echo(f"  waiting up to {lv['join_timeout']:g} s for external node(s) {lv['external']}: "
-                       f"python examples/live_client.py {port} --id {lv['external'][0]}")
+                       f"python examples/live_client.py {port} --id {lv['external'][0]}{key}")
         sys.stdout.flush()
 
     def log(r) -> None:
@@ -47,13 +65,18 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) 
         metric = "loss" if "loss" in f else "consensus_error"
         err = f.get(metric, float("nan"))
         bad = sum(r.extra["rejected"].values())
-        flag = "  INTERRUPTED" if r.extra["live"]["interrupted"] else ("  DIVERGED" if r.diverged else "")
+        lost = r.extra["datagrams"]["dropped"]
+        live_ = r.extra["live"]
+        flag = ("  INTERRUPTED" if live_["interrupted"] else "  FAILED" if live_["failure"]
+                else "  DIVERGED" if r.diverged else "")
         click.echo(f"{r.label:<14} {metric} {err:10.3e}  deliveries {r.counters['deliveries']:>8}  "
                    f"drops {r.counters['drops']:>6}  late {r.counters['late']:>5}  rejected {bad:>5}  "
-                   f"{r.wall_seconds:6.2f} s{flag}")
+                   f"dropped {lost:>5}  {r.wall_seconds:6.2f} s{flag}")
+        for i in live_["departed"]:
+            click.echo(f"  external node {i} departed (silent for more than [live] timeout = {lv['timeout']:g} s)")
 
     try:
-        results = run_live(sc, out, on_listen=listening, log=log)
+        results = run_live(sc, out, on_listen=listening, log=log, insecure=insecure)
     except KeyboardInterrupt:  # Python 3.10: asyncio.run re-raises it after the outputs are written
         click.echo("interrupted: the outputs hold the rounds completed so far", err=True)
         sys.exit(130)
@@ -63,3 +86,13 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides) 
     if interrupted(results):
         click.echo("interrupted: the outputs hold the rounds completed so far", err=True)
         sys.exit(130)
+    failed = failure(results)
+    if failed is not None:
+        click.echo(f"error: {failed['message']}", err=True)
+        sys.exit(failed["status"])
+
+
+def _loopback(address: str) -> bool:
+    import ipaddress
+
+    return ipaddress.ip_address(address).is_loopback

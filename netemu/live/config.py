@@ -5,18 +5,24 @@ checked its types and ranges). ``preflight`` checks what only a live run needs, 
 never fails half-way: every protocol is round-based; one node's message fits in one datagram
 (``[live] max_datagram``: messages are never fragmented); with external nodes there is exactly one
 ``[[protocols]]`` entry and its message shows each node's estimate; there are enough file
-descriptors for one socket per local node; the ports fit below 65536.
+descriptors for one socket per local node; the ports fit below 65536; an external node's
+``timeout`` is longer than one round. ``security`` reads the key and refuses to bind another
+interface than loopback without one (unless ``--insecure``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
+import socket
+from pathlib import Path
 
 import numpy as np
 
 from netemu import registry, wire
 from netemu.errors import ScenarioError
+from netemu.live import auth
 from netemu.live import messages as M
 from netemu.live.external import estimator
 from netemu.protocol import Context
@@ -48,6 +54,40 @@ def with_overrides(sc, time_scale: float | None = None, port_base: int | None = 
                                 f"e.g. --duration 5")
         run["rounds"] = max(1, int(duration * live["time_scale"] / run["period"]))
     return dataclasses.replace(sc, live=live, run=run)
+
+
+def security(sc, live: dict, insecure: bool = False) -> dict:
+    """``{"key": bytes or None, "bind": the medium's address, "nodes": the local nodes' address}``.
+
+    Without a key the medium binds loopback only: a ``[live] host`` that is not a loopback address
+    is refused unless ``insecure`` (``netemu live --insecure``), since anyone who can reach the
+    port could then join, forge and flood the run. The key file is read here, before any socket,
+    with one-line errors for a missing, unreadable, empty or badly sized key.
+    """
+    where = sc.source
+    key = None
+    if live.get("key_file"):
+        shown = live["key_file"]
+        path = Path(shown).expanduser()
+        if not path.is_absolute():
+            path = Path(getattr(sc, "base_dir", None) or Path.cwd()) / path
+        key = auth.read_key(path, shown, f"{where}: [live] key_file")
+    host = live.get("host", "127.0.0.1")
+    try:
+        infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+    except (socket.gaierror, UnicodeError) as e:
+        raise ScenarioError(f"{where}: [live] host = {host!r} is not an IPv4 address or a name that resolves "
+                            f"to one ({getattr(e, 'strerror', None) or e}); use e.g. "
+                            f"host = \"127.0.0.1\"") from None
+    bind = infos[0][4][0]
+    ip = ipaddress.ip_address(bind)
+    if not ip.is_loopback and key is None and not insecure:
+        raise ScenarioError(f"{where}: [live] host = {host!r} is not a loopback address and there is no "
+                            f"[live] key_file: anyone who can reach the port could join, forge datagrams and "
+                            f"flood the run; set key_file = \"live.key\" (every datagram then carries a keyed "
+                            f"tag, docs/wire.md), or pass --insecure to accept that")
+    nodes = "127.0.0.1" if ip.is_unspecified else bind  # on 0.0.0.0, local nodes use loopback
+    return {"key": key, "bind": bind, "nodes": nodes}
 
 
 def message_fields(cls, pcfg: dict, sc, x0: np.ndarray, task=None) -> dict:
@@ -83,6 +123,11 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
         raise ScenarioError(f"{where}: [live] external = {ext} needs exactly one [[protocols]] entry "
                             f"(an external process speaks one protocol); this scenario has "
                             f"{len(sc.protocols)}: keep one, or run them one at a time")
+    if ext and live["timeout"] <= sc.run["period"] / live["time_scale"]:
+        wall = sc.run["period"] / live["time_scale"]
+        raise ScenarioError(f"{where}: [live] timeout = {live['timeout']:g} s is not longer than one round "
+                            f"({wall:g} wall seconds: period / time_scale), and an external node sends once per "
+                            f"round; raise timeout to a few rounds, e.g. timeout = {max(10.0, 5 * wall):g}")
     port = live["port_base"]
     if port and port + n > 65535:
         raise ScenarioError(f"{where}: [live] port_base = {port} leaves no room for {n} node ports "
@@ -102,8 +147,11 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
         if not fields:
             raise ScenarioError(f"{place}: protocol {p['name']!r} sends no message; nothing to run live")
         size = wire.message_bytes(fields, n)
+        tagged = " (with its 24-byte tag)" if live.get("key_file") else ""
+        if live.get("key_file"):
+            size += auth.TRAILER
         if size > live["max_datagram"]:
-            raise ScenarioError(f"{place}: one node's message is {size} bytes with {n} nodes, more than "
+            raise ScenarioError(f"{place}: one node's message is {size} bytes{tagged} with {n} nodes, more than "
                                 f"[live] max_datagram = {live['max_datagram']} (messages are not "
                                 f"fragmented); raise max_datagram (at most {M.UDP_MAX}) or use fewer nodes")
         if ext and estimator(fields) is None:

@@ -10,16 +10,22 @@ The runtime's protocol object keeps a row for every node, but an external node's
 state: that lives in the outside process. What the other nodes receive from it are the fields
 of its own datagrams, and what the metrics show for it is the estimate read from its latest
 transmission (``estimator``): field ``x`` (PULM, gossip) or ``s / w`` (push-sum). Before its first
-transmission that is its initial value; after it leaves (``bye``) it is its last one.
+transmission that is its initial value; after it leaves (``bye``, or silence for ``[live]
+timeout`` seconds: *departed*) it is its last one.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Callable
 
 import numpy as np
 
 from netemu.live import messages as M
+
+log = logging.getLogger("netemu.live")
+MAX_LISTED = 100  # refused claims listed in summary.json (all are counted)
 
 
 def estimator(field_names) -> Callable[[dict], np.ndarray] | None:
@@ -39,14 +45,19 @@ def estimator(field_names) -> Callable[[dict], np.ndarray] | None:
 class Externals:
     """Who holds each external id, with which initial value, and what it last reported."""
 
-    def __init__(self, ids, x0: np.ndarray, protocol: str, welcome_info: dict, estimate=None) -> None:
+    def __init__(self, ids, x0: np.ndarray, protocol: str, welcome_info: dict, estimate=None,
+                 max_abs: float = math.inf) -> None:
         self.ids = sorted(int(i) for i in ids)
         self.protocol = protocol
-        self.info = welcome_info  # n, fields, period, time_scale, max_datagram for ``welcome``
+        self.info = welcome_info  # n, fields, period, time_scale, max_datagram (, run) for ``welcome``
         self.dim = x0.shape[1]
+        self.max_abs = max_abs
         self.x0 = {i: [float(v) for v in x0[i]] for i in self.ids}
         self.addr: dict[int, tuple] = {}
         self.left: set[int] = set()
+        self.departed: dict[int, dict] = {}  # id -> {"round", "t", "silent"}: stopped sending
+        self.refused_claims: list[dict] = []  # hellos for an id another address holds
+        self.claims_refused = 0
         self.reported: dict[int, np.ndarray] = {}
         self.report_round: dict[int, int] = {}
         self.transmissions = {i: 0 for i in self.ids}
@@ -64,36 +75,66 @@ class Externals:
 
     def hello(self, msg: dict, addr: tuple) -> tuple[bytes, int | None]:
         """The reply to a ``hello`` from ``addr`` and the id granted (``None``: refused)."""
+        reply, node, _ = self.claim(msg, addr)
+        return reply, node
+
+    def claim(self, msg: dict, addr: tuple) -> tuple[bytes, int | None, str]:
+        """The reply to a ``hello`` from ``addr``, the id granted (``None``: refused) and, for a
+        refusal, the reason it is counted under (``id_taken`` or ``hello``).
+
+        An id is granted once: to the first address that claims it (with a key, the first that
+        proves it holds the key), for the whole run; a claim from another address is refused,
+        logged and listed (``refused_claims``), and so is a claim after its holder has left.
+        """
+        nonce = msg.get("nonce") if isinstance(msg.get("nonce"), bytes) else None
+
+        def no(why: str, reason: str = "hello"):
+            return M.refuse(why, nonce), None, reason
+
         for i, a in self.addr.items():
             if a == addr and i not in self.left:  # a repeated hello (lost welcome): same answer
-                return self._welcome(i), i
+                return self._welcome(i, nonce), i, ""
+        want = msg.get("id")
+        if type(want) is int and want in self.addr:
+            held = self.addr[want]
+            why = (f"node id {want} has left this run (ids are granted once)" if held == addr
+                   else f"node id {want} is taken by another process")
+            self._refused_claim(want, addr, held, why)
+            return no(why, "id_taken")
         if self.started:
-            return M.refuse("the run has started; external nodes join before round 0"), None
+            return no("the run has started; external nodes join before round 0")
         proto = msg.get("protocol")
         if proto is not None and proto != self.protocol:
-            return M.refuse(f"this run speaks protocol {self.protocol!r}, not {proto!r}"), None
-        want = msg.get("id")
+            return no(f"this run speaks protocol {self.protocol!r}, not {proto!r}")
         free = [i for i in self.ids if i not in self.addr]
         if want is None:
             if not free:
-                return M.refuse(f"no free external node id: all of {self.ids} are taken"), None
+                return no(f"no free external node id: all of {self.ids} are taken")
             want = free[0]
         elif type(want) is not int or want not in self.ids:
-            return M.refuse(f"node id {want!r} is not external; this run reserves {self.ids}"), None
-        elif want not in free:
-            return M.refuse(f"node id {want} is taken by another process"), None
+            return no(f"node id {want!r} is not external; this run reserves {self.ids}")
         if "x0" in msg:
-            x0 = M.check_x0(msg["x0"], self.dim)
+            x0 = M.check_x0(msg["x0"], self.dim, self.max_abs)
             if x0 is None:
-                return M.refuse(f"x0 must be a list of {self.dim} finite numbers"), None
+                bound = (f" within {self.max_abs:g} in magnitude ([live] max_abs)"
+                         if math.isfinite(self.max_abs) else "")
+                return no(f"x0 must be a list of {self.dim} finite numbers{bound}")
             self.x0[want] = x0
         self.addr[want] = addr
-        return self._welcome(want), want
+        return self._welcome(want, nonce), want, ""
 
-    def _welcome(self, i: int) -> bytes:
+    def _refused_claim(self, i: int, addr: tuple, held: tuple, why: str) -> None:
+        self.claims_refused += 1
+        if len(self.refused_claims) < MAX_LISTED:
+            self.refused_claims.append({"id": i, "address": "%s:%d" % addr[:2], "held_by": "%s:%d" % held[:2],
+                                        "why": why})
+        if self.claims_refused <= 10:  # log the first ones; all are counted
+            log.warning("netemu live: refused a hello from %s:%d for node %d: %s", addr[0], addr[1], i, why)
+
+    def _welcome(self, i: int, nonce: bytes | None = None) -> bytes:
         inf = self.info
         return M.welcome(i, inf["n"], self.x0[i], self.protocol, inf["fields"], inf["period"],
-                         inf["time_scale"], inf["max_datagram"], inf.get("round", -1))
+                         inf["time_scale"], inf["max_datagram"], inf.get("round", -1), nonce, inf.get("run"))
 
     def record(self, src: int, f: dict, r: int) -> None:
         """Note an accepted transmission of external node ``src`` in round ``r`` (``"f"`` checked).
@@ -123,6 +164,7 @@ class Externals:
 
     def summary(self) -> dict:
         return {str(i): {"joined": i in self.addr, "left": i in self.left,
-                         "address": "%s:%d" % self.addr[i] if i in self.addr else None,
+                         "departed": self.departed.get(i),
+                         "address": "%s:%d" % self.addr[i][:2] if i in self.addr else None,
                          "x0": self.x0[i], "transmissions": self.transmissions[i]}
                 for i in self.ids}

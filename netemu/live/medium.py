@@ -1,12 +1,23 @@
 """The medium: one UDP endpoint that plays the radio channel between live nodes.
 
 Every node (local or external) sends its transmission of round ``k`` to the medium as one
-datagram. The medium checks it (``messages.decode`` + sender, round and field checks), then
-forwards a verbatim copy to each nominal out-neighbour of the sender in round ``k`` whose
-reception is not lost, after that reception's delay scaled to wall-clock time
+datagram. The medium checks it (``messages.decode`` + sender, round, field and value checks),
+then forwards a copy of the message to each nominal out-neighbour of the sender in round ``k``
+whose reception is not lost, after that reception's delay scaled to wall-clock time
 (``delay / time_scale``, by a loop timer), exactly as ``Network.round(k)`` realizes the round
 for ``netemu run`` (same seed, same graph, losses and jitter: common random numbers). A copy
 whose arrival would fall after the round's end is not sent and is counted ``late``.
+
+It trusts nothing it receives:
+
+- every source address has a token bucket (``[live] rate_limit``); what exceeds it is dropped
+  and counted (``dropped["rate_limit"]``) before any other work;
+- with a key (``[live] key_file``, ``auth.py``), a datagram must carry a valid tag and a fresh
+  sequence number; the copies the medium sends are tagged for their receiver. Sequence numbers
+  skipped by a sender count as ``dropped["seq_gap"]``;
+- values must be finite and within ``[live] max_abs``: a transmission with a NaN, an infinity
+  or 1e300 is rejected whole (``non_finite``, ``too_large``) and reaches no node's state;
+- an external id is granted once (``external.Externals.claim``).
 
 Anything unusable is dropped and counted in ``rejected`` by reason (``messages.REASONS``); no
 datagram can stop the medium. The runtime drives it: ``begin_round`` before each round's
@@ -17,42 +28,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
+import math
 
 import numpy as np
 
 from netemu import wire
+from netemu.live import auth
 from netemu.live import messages as M
+from netemu.live.udp import Endpoint, enlarge_buffers, open_endpoint
+
+__all__ = ["Medium", "enlarge_buffers", "open_endpoint"]
 
 log = logging.getLogger("netemu.live")
-BUFFER_BYTES = 4 * 1024 * 1024
-
-
-def enlarge_buffers(transport) -> None:
-    """Ask for large socket buffers, so bursts are not dropped by the kernel (best effort)."""
-    sock = transport.get_extra_info("socket")
-    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, opt, BUFFER_BYTES)
-        except OSError:
-            pass
-
-
-async def open_endpoint(loop, protocol, host: str, port: int):
-    """Bind a UDP socket and serve ``protocol`` on it; return ``(transport, raw socket)``.
-
-    The raw (non-blocking) socket lets the medium send its copies without the transport's
-    per-call overhead; asyncio's own wrapper of the socket has no ``sendto``.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        sock.bind((host, port))
-        sock.setblocking(False)
-        transport, _ = await loop.create_datagram_endpoint(lambda: protocol, sock=sock)
-    except BaseException:
-        sock.close()
-        raise
-    return transport, sock
+DROP_CAUSES = ("kernel", "rate_limit", "seq_gap")
+MAX_WINDOWS = 65536  # senders whose sequence numbers are tracked (only key holders get one)
 
 
 class _RoundPlan:
@@ -88,16 +77,24 @@ class Medium(asyncio.DatagramProtocol):
     """
 
     def __init__(self, n: int, spec: M.FieldSpec, externals, delay, time_scale: float,
-                 max_datagram: int) -> None:
+                 max_datagram: int, keys: auth.Keyring | None = None, max_abs: float = math.inf,
+                 limit=None) -> None:
         self.n, self.spec, self.ext = n, spec, externals
         self.delay, self.scale, self.max_datagram = delay, time_scale, max_datagram
+        self.keys, self.max_abs, self.limit = keys, max_abs, limit
         no_jitter = delay.jitter == "none" or delay.scale <= 0
         self.instant = delay.latency == 0 and not delay.bandwidth and no_jitter
         self.addr: list = [None] * n  # registered address of each node (checked on receipt)
         self.dest: list = [None] * n  # where copies go: None while a node is absent
+        self.who: dict = {}  # registered address -> node id
         self.local: set[int] = set()
         self.ext_ids = set(externals.ids)
-        self.sock = None  # the raw socket of ``transport`` when given (see ``open_endpoint``)
+        self.heard: dict[int, float] = {}  # external id -> loop time of its last datagram
+        self.windows: dict = {}  # address -> auth.Window of its sequence numbers (with a key)
+        self.out_seq = [0] * n  # with a key: the last sequence number sent to each node
+        self._suffix = [keys.suffix(i) for i in range(n)] if keys is not None else None  # run || to
+        self.hs_seq = 0  # sequence numbers of the replies to hellos
+        self.sock = None  # the raw socket of ``transport`` (see ``open_endpoint``)
         self.closed = False
         self.plan: _RoundPlan | None = None
         self.prev: _RoundPlan | None = None
@@ -106,9 +103,10 @@ class Medium(asyncio.DatagramProtocol):
         self.rt = None  # the runtime this medium serves (its network plans, observers, counters)
         self.planned: dict = {}  # (src, round or ("s", seq), receiver) -> planned arrival time
         self.rejected = dict.fromkeys(M.REASONS, 0)
-        self.stats = dict(received=0, accepted=0, bytes_accepted=0, forwarded_local=0,
-                          forwarded_external=0, drops=0, late=0, late_tx=0, absent=0,
-                          icmp_errors=0, reports=0)
+        self.dropped = dict.fromkeys(DROP_CAUSES, 0)  # kernel: filled in by the runtime at the end
+        self.stats = dict(received=0, from_nodes=0, rate_limited_nodes=0, accepted=0, bytes_accepted=0,
+                          forwarded_local=0, forwarded_external=0, drops=0, late=0, late_tx=0,
+                          absent=0, icmp_errors=0, reports=0, challenges=0)
         self._logged = False
 
     # -- asyncio protocol --------------------------------------------------------------------
@@ -116,7 +114,8 @@ class Medium(asyncio.DatagramProtocol):
     def connection_made(self, transport) -> None:
         self.transport = transport
         self.loop = asyncio.get_running_loop()
-        enlarge_buffers(transport)
+        if not isinstance(transport, Endpoint):
+            enlarge_buffers(transport.get_extra_info("socket"))
 
     def connection_lost(self, exc) -> None:
         self.closed = True
@@ -125,14 +124,30 @@ class Medium(asyncio.DatagramProtocol):
         self.stats["icmp_errors"] += 1
 
     def datagram_received(self, data: bytes, addr) -> None:
-        self.stats["received"] += 1
+        st = self.stats
+        st["received"] += 1
+        node = self.who.get(addr)
+        if node is not None:
+            st["from_nodes"] += 1
+        if self.limit is not None and not self.limit.allow(addr, self.loop.time()):
+            self.dropped["rate_limit"] += 1
+            if node is not None:
+                st["rate_limited_nodes"] += 1
+            return
         try:
+            if len(data) > self.max_datagram:
+                raise M.Rejected("oversize")
+            fresh = True
+            if self.keys is not None:
+                data, fresh = self._open(data, addr)
             msg = M.decode(data, self.max_datagram)
             t = msg["t"]
+            if not fresh and t != "hello":  # only a first hello may be tagged under the zero run id
+                raise M.Rejected("bad_tag")
             if t == "tx":
                 self._tx(msg, data, addr)
             elif t == "hello":
-                self._hello(msg, addr)
+                self._hello(msg, addr, fresh)
             elif t == "bye":
                 self._bye(msg, addr)
             else:
@@ -140,8 +155,8 @@ class Medium(asyncio.DatagramProtocol):
         except M.Rejected as e:
             self.rejected[e.reason] += 1
             if e.reason == "version" and e.msg is not None and e.msg.get("t") == "hello":
-                self.transport.sendto(M.refuse(f"version {e.msg.get('v')!r}: this medium speaks "
-                                               f"version {M.VERSION}"), addr)
+                self._reply(M.refuse(f"version {e.msg.get('v')!r}: this medium speaks "
+                                     f"version {M.VERSION}"), addr)
         except Exception:  # never let one datagram stop the medium
             self.rejected["error"] += 1
             if not self._logged:
@@ -152,7 +167,14 @@ class Medium(asyncio.DatagramProtocol):
 
     def register_local(self, i: int, addr) -> None:
         self.addr[i] = self.dest[i] = addr
+        self.who[addr] = i
         self.local.add(i)
+
+    def depart(self, i: int, info: dict) -> None:
+        """External node ``i`` has gone silent: nothing more is sent to it or taken from it."""
+        self.ext.left.add(i)
+        self.ext.departed[i] = info
+        self.dest[i] = None
 
     def begin_round(self, k: int, rd, end: float, t: float = 0.0, period: float = 1.0) -> None:
         """Round ``k`` (realization ``rd`` from ``Network.round(k)``, starting at simulated time
@@ -167,7 +189,7 @@ class Medium(asyncio.DatagramProtocol):
         """Tell every present external node that round ``k`` has begun (and its out-degree)."""
         for i in self.ext.ids:
             if self.ext.present(i):
-                self.transport.sendto(M.round_tick(k, int(out_degree[i]), seconds_left), self.addr[i])
+                self._to_node(M.round_tick(k, int(out_degree[i]), seconds_left), i)
 
     def finish(self, why: str = "end") -> None:
         """Say ``bye`` to every present external node; forwarding stops."""
@@ -176,8 +198,39 @@ class Medium(asyncio.DatagramProtocol):
             return
         for i in self.ext.ids:
             if self.ext.present(i):
-                self.transport.sendto(M.bye(why=why), self.addr[i])
+                self._to_node(M.bye(why=why), i)
         self.closed = True  # copies still on the loop's timers are not sent
+
+    # -- authentication -----------------------------------------------------------------------
+
+    def _open(self, data: bytes, addr) -> tuple[bytes, bool]:
+        """The payload of an authentic datagram and whether it is tagged under this run's id
+        (else the all-zero one of a first hello, which is answered, never remembered)."""
+        payload, seq, fresh = self.keys.open(data, auth.MEDIUM, zero_run=True)
+        if not fresh:
+            return payload, False
+        win = self.windows.get(addr)
+        if win is None:
+            if len(self.windows) >= MAX_WINDOWS:  # keep the nodes' windows, forget the others
+                self.windows = {a: w for a, w in self.windows.items() if a in self.who}
+            win = self.windows[addr] = auth.Window()
+        gap = win.accept(seq)  # raises Rejected("replayed")
+        if gap:
+            self.dropped["seq_gap"] += gap
+        return payload, True
+
+    def _reply(self, payload: bytes, addr) -> None:
+        """A reply to a hello (tagged for ``HANDSHAKE``: it echoes the hello's nonce)."""
+        if self.keys is not None:
+            self.hs_seq += 1
+            payload = self.keys.seal(payload, auth.HANDSHAKE, self.hs_seq)
+        self.transport.sendto(payload, addr)
+
+    def _to_node(self, payload: bytes, i: int) -> None:
+        if self.keys is not None:
+            self.out_seq[i] += 1
+            payload = self.keys.seal(payload, i, self.out_seq[i])
+        self.transport.sendto(payload, self.addr[i])
 
     # -- message handling ---------------------------------------------------------------------
 
@@ -189,6 +242,10 @@ class Medium(asyncio.DatagramProtocol):
             raise M.Rejected("unknown_sender")
         if self.addr[src] != addr:
             raise M.Rejected("spoofed")
+        if src in self.ext_ids:
+            if src in self.ext.left:
+                raise M.Rejected("gone")
+            self.heard[src] = self.loop.time()
         return src
 
     def _tx(self, msg: dict, data: bytes, addr) -> None:
@@ -207,8 +264,12 @@ class Medium(asyncio.DatagramProtocol):
             raise M.Rejected("round")
         if src in plan.sent:
             raise M.Rejected("duplicate")
-        if self.spec is not None and not self.spec.ok(f):
-            raise M.Rejected("malformed", "fields do not match the protocol's message")
+        if self.spec is not None:
+            if not self.spec.ok(f):
+                raise M.Rejected("malformed", "fields do not match the protocol's message")
+            bad = self.spec.bad_values(f, self.max_abs)
+            if bad is not None:
+                raise M.Rejected(bad)
         plan.sent.add(src)
         st = self.stats
         if plan.report:
@@ -247,15 +308,23 @@ class Medium(asyncio.DatagramProtocol):
     def _event_tx(self, msg: dict, data: bytes, src: int) -> None:
         """An event-driven message: planned by the runtime's network with per-message draws."""
         seq, at, dst = msg.get("s"), msg.get("at"), msg.get("dst")
-        if type(seq) is not int or not isinstance(at, float) or (dst is not None and type(dst) is not int):
-            raise M.Rejected("malformed", "event tx needs integer 's', float 'at'")
+        if (type(seq) is not int or not isinstance(at, float) or not math.isfinite(at)
+                or (dst is not None and type(dst) is not int)):
+            raise M.Rejected("malformed", "event tx needs integer 's', finite float 'at'")
         if src not in self.local:
             raise M.Rejected("malformed", "event messages come from local nodes only")
+        try:
+            fields = M.unpack_fields(msg["f"])
+        except (ValueError, TypeError):
+            raise M.Rejected("malformed", "fields are not arrays") from None
+        for a in fields.values():
+            bad = M.bad_array(a, self.max_abs)
+            if bad is not None:
+                raise M.Rejected(bad)
         st, rt = self.stats, self.rt
         st["accepted"] += 1
         st["bytes_accepted"] += len(data)
-        nbytes = wire.message_bytes({k: np.asarray(M.unpack_fields({k: v})[k])[None]
-                                     for k, v in msg["f"].items()}, self.n) if msg["f"] else 0
+        nbytes = wire.message_bytes({k: np.asarray(v)[None] for k, v in fields.items()}, self.n) if fields else 0
         one, seqs = np.array([src], dtype=np.int64), np.array([seq], dtype=np.int64)
         if dst is None:
             plan = rt.net.message(one, seqs, at, nbytes)
@@ -288,38 +357,54 @@ class Medium(asyncio.DatagramProtocol):
             self.loop.call_at(clock.wall(float(arrive[a])), self._send_all, data, recv[a:b].tolist())
 
     def _send_all(self, data: bytes, receivers) -> None:
+        """Send ``data`` (a message) to each node of ``receivers`` that is present; with a key,
+        each copy is tagged for its receiver (the message hashed once, the suffix per copy)."""
         if self.closed:
             return
         dest, ext, st = self.dest, self.ext_ids, self.stats
-        sendto = self.sock.sendto if self.sock is not None else self.transport.sendto
+        sendto = self.transport.sendto
+        keys = self.keys
+        if keys is not None:
+            h0 = keys.keyed.copy()
+            h0.update(data)
+            suffix, seqs = self._suffix, self.out_seq
         sent = to_ext = 0
         for i in receivers:
             a = dest[i]
             if a is None:
                 st["absent"] += 1
                 continue
-            try:
+            if keys is None:
                 sendto(data, a)
-            except (BlockingIOError, InterruptedError):  # kernel buffer full: let asyncio queue it
-                self.transport.sendto(data, a)
-            except OSError:  # an ICMP error from an earlier datagram surfaced here: send again
-                st["icmp_errors"] += 1
-                try:
-                    sendto(data, a)
-                except OSError:
-                    continue
+            else:
+                s = seqs[i] + 1
+                seqs[i] = s
+                sb = s.to_bytes(8, "big")
+                h = h0.copy()
+                h.update(suffix[i] + sb)
+                sendto(data + sb + h.digest(), a)
             sent += 1
             if i in ext:
                 to_ext += 1
         st["forwarded_local"] += sent - to_ext
         st["forwarded_external"] += to_ext
 
-    def _hello(self, msg: dict, addr) -> None:
-        reply, node = self.ext.hello(msg, addr)
-        self.transport.sendto(reply, addr)
+    def _hello(self, msg: dict, addr, fresh: bool = True) -> None:
+        if self.keys is not None:
+            nonce = msg.get("nonce")
+            if not isinstance(nonce, bytes) or not 8 <= len(nonce) <= 64:
+                raise M.Rejected("malformed", "with a key, a hello carries a nonce of 8 to 64 bytes")
+            if not fresh:  # step 1 of the handshake: tell the run id, remember nothing
+                self.stats["challenges"] += 1
+                self._reply(M.challenge(self.keys.run, nonce), addr)
+                return
+        reply, node, why = self.ext.claim(msg, addr)
+        self._reply(reply, addr)
         if node is None:
-            raise M.Rejected("hello")
+            raise M.Rejected(why)
         self.addr[node] = self.dest[node] = addr
+        self.who[addr] = node
+        self.heard[node] = self.loop.time()
 
     def _bye(self, msg: dict, addr) -> None:
         src = self._sender(msg, addr)

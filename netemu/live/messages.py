@@ -4,6 +4,7 @@ Every datagram is one msgpack map with a version ``"v"`` and a type ``"t"`` (``d
 the reference and lists every key)::
 
     hello    outside process → medium   ask for / claim an external node id
+    challenge medium → outside process  with a key: the run id to tag the second hello with
     welcome  medium → outside process   the id granted, n, dim, protocol, the initial value in use
     refuse   medium → outside process   why a hello was refused
     round    medium → external node     round r begins; the node's nominal out-degree "deg"
@@ -39,6 +40,13 @@ REASONS = {
     "round": "a transmission for a round that is neither the current one nor the one just ended",
     "duplicate": "a second transmission from one node in one round",
     "hello": "a hello that was refused (the reply says why)",
+    "id_taken": "a hello for an external id that another address holds (logged, listed in summary.json)",
+    "gone": "a datagram from an external node that has left (bye) or was marked departed",
+    "non_finite": "a transmission carrying a NaN or an infinite value",
+    "too_large": "a transmission carrying a value beyond [live] max_abs in magnitude",
+    "unauthenticated": "with [live] key_file: a datagram without a tag (a plain message, or too short)",
+    "bad_tag": "with [live] key_file: a tag that does not verify (forged, altered, another key or run)",
+    "replayed": "with [live] key_file: a sequence number already seen from that sender, or too old",
     "not_medium": "a datagram at a local node's socket that did not come from the medium",
     "error": "handling the datagram raised an unexpected exception (a netemu bug; logged once)",
 }
@@ -104,6 +112,7 @@ class FieldSpec:
             self.spec[name] = (dt, shape, len(raw))
             self.rows[name] = row.shape  # the protocol's own row shape, for stacking
         self._items = tuple(self.spec.items())
+        self._dtypes = tuple((name, np.dtype(dt)) for name, (dt, _, _) in self._items)
 
     def ok(self, f: object) -> bool:
         if not isinstance(f, dict) or len(f) != len(self.spec):
@@ -115,9 +124,30 @@ class FieldSpec:
                 return False
         return True
 
+    def bad_values(self, f: dict, max_abs: float) -> str | None:
+        """``None`` if every value of a checked ``"f"`` map is finite and within ``max_abs`` in
+        magnitude, else the reason (``non_finite`` or ``too_large``)."""
+        for name, dt in self._dtypes:
+            why = bad_array(np.frombuffer(f[name][2], dtype=dt), max_abs)
+            if why is not None:
+                return why
+        return None
+
     def describe(self) -> dict:
         """For ``welcome``: ``{name: [dtype, shape]}`` of each field."""
         return {name: [dt, shape] for name, (dt, shape, _) in self.spec.items()}
+
+
+def bad_array(a: np.ndarray, max_abs: float) -> str | None:
+    """``non_finite``, ``too_large`` or ``None`` (fine) for one array of a transmission."""
+    if not a.size:
+        return None
+    if a.dtype.kind != "f":
+        a = a.astype(np.float64)
+    m = np.abs(a).max()
+    if m <= max_abs:  # NaN compares false: one reduction decides the common case
+        return None
+    return "too_large" if np.isfinite(a).all() else "non_finite"
 
 
 def unpack_fields(f: dict) -> dict:
@@ -125,24 +155,42 @@ def unpack_fields(f: dict) -> dict:
     return {name: wire.unpack_array(v) for name, v in f.items()}
 
 
-def hello(node: int | None = None, x0: list | None = None, protocol: str | None = None) -> bytes:
+def hello(node: int | None = None, x0: list | None = None, protocol: str | None = None,
+          nonce: bytes | None = None) -> bytes:
     msg: dict = {"t": "hello", "id": node}
     if x0 is not None:
         msg["x0"] = list(x0)
     if protocol is not None:
         msg["protocol"] = protocol
+    if nonce is not None:
+        msg["nonce"] = nonce
     return _pack(msg)
 
 
+def _echo(msg: dict, nonce: bytes | None) -> dict:
+    if nonce is not None:
+        msg["nonce"] = nonce
+    return msg
+
+
+def challenge(run: bytes, nonce: bytes) -> bytes:
+    """The reply to a hello tagged under the all-zero run id: the run id to tag the next one with."""
+    return _pack({"t": "challenge", "run": run, "nonce": nonce})
+
+
 def welcome(node: int, n: int, x0: list, protocol: str, fields: dict, period: float,
-            time_scale: float, max_datagram: int, round_: int) -> bytes:
-    return _pack({"t": "welcome", "id": node, "n": n, "dim": len(x0), "x0": list(x0),
-                  "protocol": protocol, "fields": fields, "period": period,
-                  "time_scale": time_scale, "max_datagram": max_datagram, "round": round_})
+            time_scale: float, max_datagram: int, round_: int, nonce: bytes | None = None,
+            run: bytes | None = None) -> bytes:
+    msg = {"t": "welcome", "id": node, "n": n, "dim": len(x0), "x0": list(x0),
+           "protocol": protocol, "fields": fields, "period": period,
+           "time_scale": time_scale, "max_datagram": max_datagram, "round": round_}
+    if run is not None:
+        msg["run"] = run
+    return _pack(_echo(msg, nonce))
 
 
-def refuse(why: str) -> bytes:
-    return _pack({"t": "refuse", "why": why})
+def refuse(why: str, nonce: bytes | None = None) -> bytes:
+    return _pack(_echo({"t": "refuse", "why": why}, nonce))
 
 
 def round_tick(r: int, deg: int, seconds_left: float) -> bytes:
@@ -156,12 +204,14 @@ def bye(src: int | None = None, why: str = "") -> bytes:
     return _pack(msg)
 
 
-def check_x0(value: object, dim: int) -> list | None:
-    """A hello's ``x0`` as a list of ``dim`` finite floats, or ``None`` if it is not one."""
+def check_x0(value: object, dim: int, max_abs: float = math.inf) -> list | None:
+    """A hello's ``x0`` as a list of ``dim`` finite floats within ``max_abs`` in magnitude, or
+    ``None`` if it is not one."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or len(value) != dim:
         return None
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in value):
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or abs(v) > max_abs
+           for v in value):
         return None
     return [float(v) for v in value]

@@ -32,10 +32,11 @@ from netemu.protocol import Batch
 
 
 class UdpTransport:
-    def __init__(self, medium, address, nodes: list, inbox: list, spec, n: int) -> None:
+    def __init__(self, medium, address, nodes: list, inbox: list, spec, n: int, seal: dict | None = None) -> None:
         self.medium, self.address = medium, address
-        self.nodes = nodes  # [(node id, asyncio transport)] of the local nodes
+        self.nodes = nodes  # [(node id, endpoint)] of the local nodes
         self.sock = {i: t for i, t in nodes}
+        self.seal = seal  # with a key: node id -> its sealer (``auth.Keyring.sealer``)
         self.inbox = inbox  # (receiver, datagram bytes) appended by the local sockets
         self.spec, self.n = spec, n
         self.k = -1
@@ -72,10 +73,11 @@ class UdpTransport:
 
     def round(self, rd, fields: dict, nbytes: int, active: np.ndarray, period: float, listen=None) -> None:
         self.medium.plan.nbytes = nbytes
+        seal = self.seal
         for i, t in self.nodes:
             if active[i]:
-                t.sendto(wire.encode_transmission(i, rd.k, {f: host(v[i]) for f, v in fields.items()}),
-                         self.address)
+                data = wire.encode_transmission(i, rd.k, {f: host(v[i]) for f, v in fields.items()})
+                t.sendto(data if seal is None else seal[i](data), self.address)
 
     def end_round(self, k: int) -> None:
         pass
@@ -95,7 +97,7 @@ class UdpTransport:
                 continue
             data = wire.encode_event(j, s, t, {f: host(v[m]) for f, v in fields.items()},
                                      None if dst is None else int(dst[m]))
-            sock.sendto(data, self.address)
+            sock.sendto(data if self.seal is None else self.seal[j](data), self.address)
 
     # -- receptions ----------------------------------------------------------------------------
 

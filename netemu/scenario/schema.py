@@ -227,6 +227,27 @@ LIVE = {
     "max_datagram": Key("int", 65000, lo=512, hi=65507, example="65000",
                         doc="live: largest datagram in bytes; longer ones are rejected, and a protocol "
                             "whose message is longer is refused before the run"),
+    "host": Key("str", "127.0.0.1", example='"0.0.0.0"',
+                doc="live: IPv4 address the medium binds; one that is not loopback needs key_file "
+                    "(or netemu live --insecure)"),
+    "key_file": Key("path", None, nullable=True, example='"live.key"',
+                    doc="live: file holding a secret key (16 to 64 bytes, whitespace around it removed); "
+                        "every datagram then carries a keyed BLAKE2b tag and a sequence number (docs/wire.md)"),
+    "max_abs": Key("float", 1e12, lo=0, lo_open=True, example="1e12",
+                   doc="live: a transmission with a value beyond this in magnitude, or NaN or infinite, "
+                       "is rejected at the medium"),
+    "rate_limit": Key("float", 10000.0, lo=0, example="10000",
+                      doc="live: datagrams per second from one source address (token bucket, bursts of "
+                          "max(64, rate_limit / 10)); more are dropped and counted; 0: no limit"),
+    "max_drop_share": Key("float", 0.05, lo=0, hi=1, example="0.05",
+                          doc="live: a run that loses a larger share of its datagrams (kernel drops, rate "
+                              "limit, sequence gaps) is marked failed; netemu live exits with status 3"),
+    "timeout": Key("float", 10.0, lo=0, lo_open=True, example="10",
+                   doc="live: an external node that sends nothing for this many wall seconds is marked "
+                       "departed (event trace, summary)"),
+    "on_departure": Key("str", "continue", choices=("continue", "fail"),
+                        doc='live: after a departure, "continue" without the node, or "fail": stop the run '
+                            "(netemu live exits with status 4)"),
 }
 
 PROTOCOL_COMMON = {
