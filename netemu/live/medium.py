@@ -381,7 +381,8 @@ class Medium(asyncio.DatagramProtocol):
                 seqs[i] = s
                 sb = s.to_bytes(8, "big")
                 h = h0.copy()
-                h.update(suffix[i] + sb)
+                h.update(suffix[i])
+                h.update(sb)
                 sendto(data + sb + h.digest(), a)
             sent += 1
             if i in ext:

@@ -19,6 +19,7 @@ medium counts rejected datagrams by reason and goes on (they appear in ``summary
 from __future__ import annotations
 
 import math
+import sys
 
 import msgpack
 import numpy as np
@@ -112,7 +113,10 @@ class FieldSpec:
             self.spec[name] = (dt, shape, len(raw))
             self.rows[name] = row.shape  # the protocol's own row shape, for stacking
         self._items = tuple(self.spec.items())
-        self._dtypes = tuple((name, np.dtype(dt)) for name, (dt, _, _) in self._items)
+        # value checks: small float fields are read as Python floats (a numpy call costs more)
+        native = {"<f8": "d", "<f4": "f"} if sys.byteorder == "little" else {}
+        self._checks = tuple((name, native.get(dt) if nbytes <= 512 else None, np.dtype(dt))
+                             for name, (dt, _, nbytes) in self._items)
 
     def ok(self, f: object) -> bool:
         if not isinstance(f, dict) or len(f) != len(self.spec):
@@ -127,8 +131,15 @@ class FieldSpec:
     def bad_values(self, f: dict, max_abs: float) -> str | None:
         """``None`` if every value of a checked ``"f"`` map is finite and within ``max_abs`` in
         magnitude, else the reason (``non_finite`` or ``too_large``)."""
-        for name, dt in self._dtypes:
-            why = bad_array(np.frombuffer(f[name][2], dtype=dt), max_abs)
+        lo = -max_abs
+        for name, fmt, dt in self._checks:
+            raw = f[name][2]
+            if fmt is not None:
+                for v in memoryview(raw).cast(fmt):
+                    if not lo <= v <= max_abs:  # NaN too
+                        return bad_array(np.frombuffer(raw, dtype=dt), max_abs)
+                continue
+            why = bad_array(np.frombuffer(raw, dtype=dt), max_abs)
             if why is not None:
                 return why
         return None
