@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import collections
 import os
+import platform
 import socket
 import sys
 
 BUFFER_BYTES = 4 * 1024 * 1024
 READ_BATCH = 256  # datagrams read per wake-up, at most (others wait for the next one)
-# Linux's value on x86, ARM, RISC-V, MIPS, PowerPC and s390 (asm-generic); Python does not name it
-SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
+# Python does not name it; 40 is Linux's value everywhere but Alpha, PA-RISC and SPARC
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") and not
+                      platform.machine().startswith(("alpha", "parisc", "sparc")) else None)
 
 
 def enlarge_buffers(sock) -> None:
