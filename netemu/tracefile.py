@@ -16,7 +16,7 @@ from pathlib import Path
 
 import msgpack
 
-from netemu.engine import Observer
+from netemu.runtime.results import Observer
 from netemu.errors import NetemuError
 
 
@@ -40,6 +40,10 @@ class TraceWriter(Observer):
         w, pk = self.f.write, self.pk.pack
         for i, j in zip(recv.tolist(), send.tolist()):
             w(pk({"e": "drop", "p": label, "r": k, "t": t, "src": j, "dst": i, "why": why}))
+
+    def record(self, record: dict) -> None:
+        """Write one record that no observer hook carries (e.g. a live node's departure)."""
+        self.f.write(self.pk.pack(record))
 
     def close(self) -> None:
         self.f.close()

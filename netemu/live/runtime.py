@@ -350,14 +350,10 @@ def _kernel_drops(endpoints) -> int | None:
 
 def _trace(observers, record: dict) -> None:
     """Write a record that has no observer hook (a departure) into the event trace."""
-    from netemu.tracefile import TraceWriter
-
     for o in observers:
         hook = getattr(o, "record", None)
         if hook is not None:
             hook(record)
-        elif isinstance(o, TraceWriter):
-            o.f.write(o.pk.pack(record))
 
 
 async def run_live_async(sc, out: Path, on_listen=None, log=None, insecure: bool = False) -> list[RunResult]:
