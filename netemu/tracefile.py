@@ -4,7 +4,8 @@ Records, written one after another (read them with ``msgpack.Unpacker``)::
 
     {"e": "tx",   "p": label, "r": round, "t": time, "src": j, "bytes": size}
     {"e": "rx",   "p": label, "r": round, "t": time, "src": j, "dst": i}
-    {"e": "drop", "p": label, "r": round, "t": time, "src": j, "dst": i, "why": "loss" | "late"}
+    {"e": "drop", "p": label, "r": round, "t": time, "src": j, "dst": i, "why": "loss" | "late" | "range"}
+    {"e": "departed", "p": label, "r": round, "t": time, …}   (live: an external node fell silent)
 
 The first record is a header ``{"e": "header", "format": "netemu-events", "version": 1}``.
 """
