@@ -393,3 +393,19 @@ def test_divergence_by_magnitude_stops_one_protocol_and_leaves_the_others(tmp_pa
     assert b.rows[-1][0] == b.diverged_at_round  # stopped there
     assert not a.diverged and not c.diverged
     assert a.rows == alone[0].rows and c.rows == alone[1].rows  # the others unchanged
+
+
+def test_live_run_with_float32_device_state_equals_the_simulated_one(tmp_path):
+    from netemu.live.config import with_overrides
+    from netemu.live.runtime import run_live
+
+    sc = with_overrides(from_dict({"seed": 3, "network": {"nodes": 6, "topology": "random", "p": 0.5, "loss": 0.1},
+                                   "run": {"rounds": 15}, "task": {"kind": "digits", "hidden": 16},
+                                   "compute": {"device": "cpu"}, "output": {"plot": False},
+                                   "protocols": [{"name": "dgd", "lr": 0.1}], "live": {"time_scale": 20.0}},
+                                  source="live_digits.toml"))
+    assert sc.compute["dtype"] == "float32"
+    (live,) = run_live(sc, tmp_path / "live")
+    (sim,) = run_scenario(sc, tmp_path / "sim", progress=False)
+    assert sum(live.extra["rejected"].values()) == 0 and live.counters["deliveries"] == sim.counters["deliveries"]
+    assert live.rows == sim.rows

@@ -98,15 +98,19 @@ def message_fields(cls, pcfg: dict, sc, x0: np.ndarray, task=None) -> dict:
     n = sc.network["nodes"]
     ctx = Context(n=n, seed=sc.seed, period=sc.run["period"], active=np.ones(n, dtype=bool),
                   out_degree=np.zeros(n, dtype=np.int64), rounds=sc.run["rounds"])
-    if task is not None:
+    if task is not None:  # the state's place and dtype, as in the run: the message's dtype follows
+        from netemu.arrays import host, namespace
         from netemu.compute.handle import ComputeHandle
 
-        ctx.compute = ComputeHandle(task, n, sc.seed)
+        ctx.xp = namespace(task.device, task.dtype)
+        ctx.compute = ComputeHandle(task, n, sc.seed, as_tensor=ctx.xp.torch)
         x0 = task.x0()
+    else:
+        from netemu.arrays import host
     with np.errstate(all="ignore"):
         proto = construct(pcfg, ctx)
         proto.start(x0)
-        return {k: np.array(v, copy=True) for k, v in proto.message().items()}
+        return {k: np.array(host(v), copy=True) for k, v in proto.message().items()}
 
 
 def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
