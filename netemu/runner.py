@@ -72,7 +72,7 @@ def make_task(sc, notice=None):
 
 
 @contextmanager
-def _threads(n: int):
+def compute_threads(n: int):
     """torch's intra-op thread count set to ``n`` (0: left alone) for the duration."""
     if not n:
         yield
@@ -115,7 +115,7 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
     bar = _bar(sc.run["rounds"] * len(sc.protocols)) if progress else _NoBar()
     observers = []
     results = []
-    with staged(Path(out)) as stage, _threads(sc.compute.get("threads", 0) if task is not None else 0):
+    with staged(Path(out)) as stage, compute_threads(sc.compute.get("threads", 0) if task is not None else 0):
         if sc.output["trace"]:
             from netemu.tracefile import TraceWriter
 

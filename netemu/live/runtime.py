@@ -51,7 +51,7 @@ from netemu.live.transport import UdpTransport
 from netemu.live.udp import Endpoint, RateLimit, open_socket, proc_drops
 from netemu.metrics import eval_every
 from netemu.outputs import staged
-from netemu.runner import make_task, prepare, write_results
+from netemu.runner import compute_threads, make_task, prepare, write_results
 from netemu.runtime.clock import WallClock
 from netemu.runtime.results import MetricsRecorder, RunResult
 from netemu.scenario import build
@@ -373,7 +373,7 @@ async def run_live_async(sc, out: Path, on_listen=None, log=None, insecure: bool
     fields = config.preflight(sc, sc.live, x0, task)
     results = []
     out = Path(out)
-    with staged(out) as stage:
+    with staged(out) as stage, compute_threads(sc.compute.get("threads", 0) if task is not None else 0):
         observers = []
         if sc.output["trace"]:
             from netemu.tracefile import TraceWriter
