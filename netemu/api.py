@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from netemu.errors import NetemuError, ScenarioError, did_you_mean
+from netemu.params import check_depth
 from netemu.scenario.load import Scenario, apply_override, from_dict, read_toml
 
 __all__ = ["run", "load", "Results"]
@@ -57,6 +58,7 @@ def _overrides(set: Mapping | None) -> dict[str, Any]:
     if not isinstance(set, Mapping):
         raise ScenarioError(f"set = {set!r}: expected a dict of dotted keys to values, "
                             f"e.g. set={{\"network.loss\": 0.3}}")
+    check_depth(dict(set), "set=")  # before anything recurses on the values
     out = {}
     for key, value in set.items():
         if not isinstance(key, str) or not key.strip() or any(not p.strip() for p in key.split(".")):
@@ -120,6 +122,7 @@ def load(path_or_scenario: str | os.PathLike | Scenario | Mapping, set: Mapping 
             return src
         data, source, base_dir = src.resolved(), src.source, src.base_dir
     elif isinstance(src, Mapping):
+        check_depth(dict(src), "<dict>")
         data, source, base_dir = copy.deepcopy(dict(src)), "<dict>", None
     elif isinstance(src, (str, os.PathLike)):
         path = Path(src)
@@ -136,7 +139,7 @@ def load(path_or_scenario: str | os.PathLike | Scenario | Mapping, set: Mapping 
 
 def run(path_or_scenario: str | os.PathLike | Scenario | Mapping, set: Mapping | None = None,
         seed: int | None = None, out: str | os.PathLike | None = None, progress: bool = False,
-        task=None) -> "Results":
+        task=None, max_memory: int | str | None = None) -> "Results":
     """Run a scenario and return its ``Results``.
 
     ``path_or_scenario``: a TOML file (``str`` or ``Path``), a ``Scenario``, or a dict of the
@@ -148,6 +151,9 @@ def run(path_or_scenario: str | os.PathLike | Scenario | Mapping, set: Mapping |
     the system's temporary folder (``tempfile.gettempdir()``, e.g. ``/tmp``), which is left in
     place so the plots can be opened. ``progress``: a progress bar on stderr. ``task``: the
     optimization task for ``[task] kind = "custom"`` (as ``run_scenario``'s ``task=``).
+    ``max_memory``: the memory the run may use, in bytes or as a size such as ``"100G"`` (as
+    ``netemu run --max-memory``); by default the memory available now. A run whose estimate
+    (``netemu.scenario.preflight``) exceeds it raises ``ScenarioError`` before anything is allocated.
 
     A scenario with a ``sweep`` table must be narrowed to one combination with ``set`` (see the
     module docstring), else ``NetemuError``.
@@ -155,6 +161,12 @@ def run(path_or_scenario: str | os.PathLike | Scenario | Mapping, set: Mapping |
     from netemu.runner import run_scenario
 
     sc = load(path_or_scenario, set=set, seed=seed)
+    if max_memory is not None:
+        from dataclasses import replace
+
+        from netemu.scenario.preflight import parse_size
+
+        sc = replace(sc, max_memory=parse_size(max_memory, "max_memory="))
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="netemu-"))
     results = run_scenario(sc, out, progress=progress, task=task)
     return Results(out, scenario=sc, results=results)

@@ -59,11 +59,21 @@ def main() -> None:
 @click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal)")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="run a sweep's combinations in this many processes")
-def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress, jobs: int) -> None:
+@click.option("--max-memory", "max_memory", default=None, metavar="SIZE",
+              help="memory a run may use, e.g. 100G or 512M (default: what is available); a run whose "
+                   "estimate is larger is refused before it starts")
+def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, progress, jobs: int,
+        max_memory: str | None) -> None:
     """Run SCENARIO (a TOML file) in simulated time and write metrics.csv, summary.json, plots."""
+    from dataclasses import replace
+
+    from netemu.scenario import preflight
     from netemu.scenario.load import load_sweep
 
-    runs = load_sweep(scenario, overrides, seed)
+    limit = preflight.parse_size(max_memory) if max_memory is not None else None
+    runs = [(label, replace(sc, max_memory=limit)) for label, sc in load_sweep(scenario, overrides, seed)]
+    for _, sc in runs:  # every combination is sized before any runs
+        preflight.check(sc)
     out_given = out is not None
     out = out or Path("results") / scenario.stem
 

@@ -30,14 +30,15 @@ def require_file(path, where: str) -> None:
     from pathlib import Path
 
     if not Path(path).is_file():
-        raise ScenarioError(f"{where}: no such file {path}; check the path "
+        shown = str(path) if str(path).isprintable() else repr(str(path))
+        raise ScenarioError(f"{where}: no such file {shown}; check the path "
                             f"(relative paths start at the scenario's folder)")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or a list of the valid ones."""
-    choices = sorted(set(choices))
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    choices = sorted(set(map(str, choices)))
+    close = difflib.get_close_matches(str(name), choices, n=1, cutoff=0.5)
     if close:
         return f" (did you mean '{close[0]}'?)"
     return f" (valid: {', '.join(choices)})" if choices else ""

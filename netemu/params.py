@@ -3,17 +3,28 @@
 Each table is a mapping ``key -> Key``. ``check_table`` returns a new dict with defaults filled
 in, or raises ``ScenarioError`` with one line naming the file, the table and key, the bad value
 and the fix. Unknown keys get a "did you mean" suggestion.
+
+Every number has a finite range: a key states ``lo``/``hi``, and where it does not, ``FLOAT_MAX``
+and ``INT_MAX`` bound the magnitude (so that a plugin's key cannot be ``1e308``); NaN and the
+infinities are refused unless the key says ``finite=False``. Values are shown in messages on one
+line and shortened (``show``), keys that are not bare TOML keys are quoted (``show_key``), and
+``check_depth`` refuses values nested deeper than ``MAX_DEPTH`` (before anything recurses on them).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from netemu.errors import ScenarioError, did_you_mean
 
 REQUIRED = object()
+FLOAT_MAX = 1e12  # |x| bound of a float key that states no lo/hi
+INT_MAX = 10**9  # |x| bound of an int key that states no lo/hi
+MAX_DEPTH = 32  # tables and lists nested deeper than this are refused
+SHOW_CHARS = 60  # values longer than this are shortened in messages
 
 
 @dataclass(frozen=True)
@@ -23,8 +34,9 @@ class Key:
     ``kind``: ``int``, ``float``, ``bool``, ``str``, ``path``, ``pair`` (two floats), ``ints``
     (a list of ints), ``strs`` (a list of non-empty strings), ``table`` (left to the caller),
     ``number_or_dist`` (a number, or a table naming a distribution to draw per item), ``any``.
-    ``lo``/``hi`` bound numbers (``lo_open`` makes the lower bound strict), ``choices``
-    restricts strings (each entry of ``strs``).
+    ``lo``/``hi`` bound numbers (``lo_open`` makes the lower bound strict; a missing bound is
+    ``∓FLOAT_MAX`` or ``∓INT_MAX``), ``finite=False`` lets a float be NaN or infinite (no key of
+    netemu does), ``choices`` restricts strings (each entry of ``strs``).
     """
 
     kind: str
@@ -37,17 +49,83 @@ class Key:
     example: str = ""
     nullable: bool = False
     extra: dict = field(default_factory=dict)
+    finite: bool = True
 
 
 def _where(source: str, table: str, key: str) -> str:
     head = f"{source}: " if source else ""
+    key = show_key(key)
     return f"{head}[{table}] {key}" if table else f"{head}{key}"
 
 
-def _fmt(v: Any) -> str:
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def show_key(key: Any) -> str:
+    """A key as a message shows it: bare keys as they are, others quoted (``'a b'``, ``'\\n'``)
+    and shortened, so that a message stays one line."""
+    if isinstance(key, str) and key and len(key) <= SHOW_CHARS and set(key) <= _BARE:
+        return key
+    text = repr(str(key))
+    return text if len(text) <= SHOW_CHARS else text[:SHOW_CHARS - 1] + "…"
+
+
+def show(v: Any, limit: int = SHOW_CHARS) -> str:
+    """A value as messages show it (``true``, ``'text'``, ``[1, 2]``, ``{'a': 1}``): on one line,
+    at most about ``limit`` characters (longer ones end in ``…``), never more than 3 levels deep."""
+    text = _show(v, 0, limit)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _show(v: Any, depth: int, limit: int) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
     if isinstance(v, str):
-        return repr(v)
-    return str(v).replace("True", "true").replace("False", "false")
+        return repr(v) if len(v) <= limit - 3 else repr(v[:limit - 6])[:-1] + "…'"
+    if isinstance(v, int):
+        if v.bit_length() > 200:
+            return f"{'-' if v < 0 else ''}(a {len(str(abs(v)))}-digit number)"
+        return str(v)
+    if isinstance(v, (list, tuple, dict)):
+        dict_like = isinstance(v, dict)
+        if depth >= 3:
+            return "{…}" if dict_like else "[…]"
+        items, total = [], 0
+        for k, x in (v.items() if dict_like else ((None, x) for x in v)):
+            item = _show(x, depth + 1, limit)
+            items.append(item if k is None else f"{_show(k, depth + 1, limit)}: {item}")
+            total += len(items[-1]) + 2
+            if total > limit:
+                items.append("…")
+                break
+        body = ", ".join(items)
+        return "{" + body + "}" if dict_like else "[" + body + "]"
+    try:
+        text = str(v)
+    except Exception:  # noqa: BLE001 - a value that cannot even be shown
+        text = f"<{type(v).__name__}>"
+    return " ".join(text.split())
+
+
+_fmt = show
+
+
+def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
+    """Refuse ``value`` if its tables and lists nest deeper than ``limit`` levels (a scenario needs
+    about five); iterative, so that any depth is refused without recursing."""
+    stack = [(value, 0)]
+    while stack:
+        v, d = stack.pop()
+        if isinstance(v, dict):
+            children = list(v.values())
+        elif isinstance(v, (list, tuple)):
+            children = v
+        else:
+            continue
+        if d >= limit:
+            raise ScenarioError(f"{where}: values are nested more than {limit} levels deep (tables in "
+                                f"tables or lists in lists); a scenario needs a few levels, so flatten them")
+        stack.extend((c, d + 1) for c in children)
 
 
 def fmt_strs(values: Sequence[str]) -> str:
@@ -70,31 +148,29 @@ def check_value(value: Any, spec: Key, where: str) -> Any:
     if k in ("str", "path"):
         if not isinstance(value, str) or not value:
             raise ScenarioError(f"{where} = {_fmt(value)} must be a non-empty string{hint}")
+        if k == "path" and "\x00" in value:
+            raise ScenarioError(f"{where} = {_fmt(value)}: a file name cannot hold a NUL character")
         if spec.choices is not None and value not in spec.choices:
             raise ScenarioError(f"{where} = {_fmt(value)} is not one of {', '.join(spec.choices)}"
                                 f"{did_you_mean(value, spec.choices)}")
         return value
     if k == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
+            if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
                 value = int(value)
             else:
                 raise ScenarioError(f"{where} = {_fmt(value)} must be a whole number{hint}")
         _check_range(value, spec, where)
         return value
     if k == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where} = {_fmt(value)} must be a number{hint}")
-        value = float(value)
-        if math.isnan(value):
-            raise ScenarioError(f"{where} = nan must be a number{hint}")
+        value = _float(value, spec, where, value, f"must be a number{hint}")
         _check_range(value, spec, where)
         return value
     if k == "pair":
         if (not isinstance(value, list) or len(value) != 2
                 or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value)):
             raise ScenarioError(f"{where} = {_fmt(value)} must be a list of two numbers{hint}")
-        value = [float(v) for v in value]
+        value = [_float(v, spec, where, value, f"must be a list of two finite numbers{hint}") for v in value]
         for v in value:
             _check_range(v, spec, where, shown=value)
         if value[0] > value[1] and spec.extra.get("ordered", False):
@@ -121,6 +197,20 @@ def check_value(value: Any, spec: Key, where: str) -> Any:
     raise AssertionError(f"unknown key kind {k}")
 
 
+def _float(v: Any, spec: Key, where: str, shown: Any, must: str) -> float:
+    """``v`` as a float; NaN and infinities refused unless ``spec.finite`` is false."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ScenarioError(f"{where} = {_fmt(shown)} {must}")
+    try:
+        f = float(v)
+    except OverflowError:  # an int beyond the floats
+        f = math.copysign(math.inf, v)
+    if spec.finite and not math.isfinite(f):
+        fix = f"; for example {spec.example}" if spec.example else ""
+        raise ScenarioError(f"{where} = {_fmt(shown)} must be a finite number{fix}")
+    return f
+
+
 def _check_number_or_dist(value: Any, spec: Key, where: str) -> Any:
     """Kind ``number_or_dist``: one number for every item (a float within ``lo``/``hi``), or a table
     ``{ dist = NAME, … }`` from which each item draws its own: the other keys are checked against
@@ -144,7 +234,7 @@ def _check_number_or_dist(value: Any, spec: Key, where: str) -> Any:
         if sub == "dist":
             continue
         if sub not in keys:
-            raise ScenarioError(f"{where}.{sub}: unknown key of dist = {_fmt(name)}"
+            raise ScenarioError(f"{where}.{show_key(sub)}: unknown key of dist = {_fmt(name)}"
                                 f"{did_you_mean(sub, keys)}")
         v = check_value(v, keys[sub], f"{where}.{sub}")
         if isinstance(v, float) and not math.isfinite(v):
@@ -186,7 +276,7 @@ def _check_schedule(value: Any, spec: Key, where: str) -> Any:
         if sub == "schedule":
             continue
         if sub not in keys:
-            raise ScenarioError(f"{where}.{sub}: unknown key of schedule = {_fmt(name)}"
+            raise ScenarioError(f"{where}.{show_key(sub)}: unknown key of schedule = {_fmt(name)}"
                                 f"{did_you_mean(sub, keys) if keys else '; it takes no other keys'}")
         out[sub] = _finite(check_value(v, keys[sub], f"{where}.{sub}"), f"{where}.{sub}")
     for sub, key in keys.items():
@@ -206,18 +296,34 @@ def _finite(v: Any, where: str) -> Any:
 
 def _check_range(v: float, spec: Key, where: str, shown: Any = None) -> None:
     shown = v if shown is None else shown
-    lo, hi = spec.lo, spec.hi
-    bad = (lo is not None and (v <= lo if spec.lo_open else v < lo)) or (hi is not None and v > hi)
-    if not bad:
+    if isinstance(v, float) and math.isnan(v):  # only where finite=False allows it
         return
-    if lo is not None and hi is not None:
-        rng = f"within {'(' if spec.lo_open else '['}{_fmt(lo)}, {_fmt(hi)}]"
-    elif lo is not None:
-        rng = f"{'>' if spec.lo_open else '>='} {_fmt(lo)}"
+    top = INT_MAX if isinstance(v, int) else FLOAT_MAX
+    lo = spec.lo if spec.lo is not None else -top
+    hi = spec.hi if spec.hi is not None else top
+    bad = (v <= lo if spec.lo_open else v < lo) or v > hi
+    if not bad or (not spec.finite and math.isinf(v)):
+        return
+    whole = isinstance(v, int)
+    if spec.lo is not None and spec.hi is not None:
+        rng = f"within {'(' if spec.lo_open else '['}{_bound(lo, whole)}, {_bound(hi, whole)}]"
+    elif spec.lo is None and spec.hi is None:
+        rng = f"within [{_bound(lo, whole)}, {_bound(hi, whole)}]"
+    elif spec.hi is None and v >= lo:  # above the default bound
+        rng = f"{'>' if spec.lo_open else '>='} {_bound(lo, whole)} and <= {_bound(hi, whole)}"
+    elif spec.hi is None:
+        rng = f"{'>' if spec.lo_open else '>='} {_bound(lo, whole)}"
     else:
-        rng = f"<= {_fmt(hi)}"
+        rng = f"within [{_bound(lo, whole)}, {_bound(hi, whole)}]"
     fix = f"; for example {spec.example}" if spec.example else ""
     raise ScenarioError(f"{where} = {_fmt(shown)} is out of range: it must be {rng}{fix}")
+
+
+def _bound(x: float, whole: bool) -> str:
+    """A bound as messages show it: ``100000000`` for whole numbers, ``1e7`` and ``0.5`` else."""
+    if whole or (float(x).is_integer() and abs(x) < 1e6):
+        return str(int(x))
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + m.group(1).replace("+", "") + m.group(2), f"{x:g}")
 
 
 def check_table(data: Any, keys: Mapping[str, Key], source: str, table: str,

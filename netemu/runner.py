@@ -20,7 +20,7 @@ from netemu.errors import ScenarioError
 from netemu.outputs import Plotter, opt_plots, staged, write_metrics, write_summary
 from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
-from netemu.scenario import build
+from netemu.scenario import build, preflight
 
 # y-axis capped at 100× the largest first value, so one diverging protocol does not flatten the rest
 CAPPED = ("loss", "grad_norm_sq", "opt_gap", "dist_opt", "dist_opt_worst")
@@ -104,6 +104,7 @@ class _NoBar:
 
 
 def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=None) -> list:
+    preflight.check(sc, task)  # refuses a run that would not fit in memory, before allocating
     trajectories, topology, x0 = prepare(sc)
     if task is None:
         task = make_task(sc)

@@ -296,7 +296,7 @@ def test_cli_live_writes_the_run_outputs(tmp_path):
 
 
 BAD = [
-    ({"time_scale": 0}, "[live] time_scale = 0.0 is out of range: it must be > 0"),
+    ({"time_scale": 0}, "[live] time_scale = 0.0 is out of range: it must be within (0, "),
     ({"time_scale": "fast"}, "[live] time_scale = 'fast' must be a number"),
     ({"port_base": 70000}, "[live] port_base = 70000 is out of range"),
     ({"external": [8]}, "[live] external = [8] names node 8, but node ids are 0..7"),

@@ -217,7 +217,7 @@ def test_every_protocol_takes_lr_tables(tmp_path, cls, params, K):
     ({"lr": {"schedule": "inv", "a": 0}}, ["[protocols #1] lr.a = 0.0 is out of range", "> 0"]),
     ({"lr": {"schedule": "inv", "a": -1.0}}, ["lr.a = -1.0 is out of range"]),
     ({"lr": {"schedule": "const", "a": float("inf")}}, ["lr.a = inf must be a finite number"]),
-    ({"lr": {"schedule": "const", "a": float("nan")}}, ["lr.a = nan must be a number"]),
+    ({"lr": {"schedule": "const", "a": float("nan")}}, ["lr.a = nan must be a finite number"]),
     ({"lr": float("inf")}, ["[protocols #1] lr = inf must be a finite number"]),
     ({"lr": {"schedule": "inv"}}, ["lr.a is missing", "a = 0.05"]),
     ({"lr": {"schedule": "inv", "a": 0.1, "c": 1.0}}, ["lr.c: unknown key of schedule = 'inv'"]),

@@ -172,11 +172,11 @@ name = "dgd"
     ('[compute.step_time]\ndist = "lognormal"', ["[compute.step_time] dist = 'lognormal' needs median"]),
     ('[compute.step_time]\ndist = "gamma"', ["[compute.step_time] dist = 'gamma'", "lognormal"]),
     ('[compute.stragglers]\nfraction = 1.5', ["[compute.stragglers] fraction = 1.5", "[0, 1]"]),
-    ('[compute.stragglers]\nslowdown = 0.5', ["[compute.stragglers] slowdown = 0.5", ">= 1"]),
+    ('[compute.stragglers]\nslowdown = 0.5', ["[compute.stragglers] slowdown = 0.5", "within [1, "]),
     ('[compute.speeds]\ndist = "file"\nfile = "sp.txt"', ["[compute.speeds] file = 'sp.txt'", "needs 4 positive"]),
     ('[compute.availability]\nkind = "trace"\nfile = "nope.csv"', ["file = 'nope.csv'", "no such file"]),
     ('[compute.availability]\nkind = "trace"\nfile = "av.csv"', ["av.csv', line 2", "node,start,end"]),
-    ('deadline = 0', ["[compute] deadline = 0.0", "> 0"]),
+    ('deadline = 0', ["[compute] deadline = 0.0", "within (0, "]),
 ])
 def test_bad_compute_inputs(tmp_path, extra, expected):
     (tmp_path / "sp.txt").write_text("1.0\n2.0\n")

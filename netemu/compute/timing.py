@@ -35,6 +35,7 @@ from netemu.errors import ScenarioError, require_file
 from netemu.rng import stream
 
 _EPS = 1e-9  # relative: times are sums of many step durations
+MAX_STEP = 1e15  # seconds: a nominal step × slowdown / slowest speed beyond this is refused
 
 
 def _speeds(cfg: dict | None, n: int, seed: int, base_dir: Path) -> np.ndarray:
@@ -44,7 +45,12 @@ def _speeds(cfg: dict | None, n: int, seed: int, base_dir: Path) -> np.ndarray:
     if cfg["dist"] == "uniform":
         return rng.uniform(cfg["low"], cfg["high"], n)
     if cfg["dist"] == "lognormal":
-        return np.exp(cfg["sigma"] * rng.standard_normal(n))
+        with np.errstate(over="ignore", under="ignore"):
+            v = np.exp(cfg["sigma"] * rng.standard_normal(n))
+        if not (np.all(np.isfinite(v)) and np.all(v > 0)):
+            raise ScenarioError(f"[compute.speeds] sigma = {cfg['sigma']:g} draws speed factors that overflow "
+                                f"or vanish; lower sigma")
+        return v
     shown = cfg["file"]
     path = base_dir / shown
     where = f"[compute.speeds] file = {shown!r}"
@@ -71,6 +77,11 @@ class StepTimes:
         self.fraction, self.slowdown, self.persistent = sg["fraction"], sg["slowdown"], sg["persistent"]
         self.slow_nodes = stream(seed, "compute", 2).random(n) < self.fraction
         self._cache: dict[int, np.ndarray] = {}
+        worst = 5.0 * self.nominal() * max(self.slowdown, 1.0) / float(self.speed.min()) if n else 0.0
+        if not worst <= 5 * MAX_STEP:  # NaN and inf too
+            raise ScenarioError(f"[compute] a step of {self.nominal():g} s × slowdown {self.slowdown:g} / the "
+                                f"slowest speed {float(self.speed.min()):g} is beyond {MAX_STEP:g} s; lower "
+                                f"[compute.step_time] or [compute.stragglers] slowdown, or raise [compute.speeds]")
 
     def nominal(self) -> float:
         """The typical step time (fixed value, median or mean) before speeds and slowdowns."""
@@ -90,9 +101,25 @@ class StepTimes:
             else:
                 base = rng.exponential(self.st["mean"], self.n)
             slow = self.slow_nodes if self.persistent else rng.random(self.n) < self.fraction
-            row = base * np.where(slow, self.slowdown, 1.0) / self.speed
+            with np.errstate(over="ignore"):
+                row = base * np.where(slow, self.slowdown, 1.0) / self.speed
+            if not np.all(np.isfinite(row)):
+                i = int(np.flatnonzero(~np.isfinite(row))[0])
+                raise ScenarioError(f"[compute.step_time] node {i}'s step {j} takes {row[i]:g} s (dist = "
+                                    f"{self.dist!r}: {self._how()} × slowdown / speed overflows); lower "
+                                    f"{self._keys()}")
             self._cache[j] = row
         return row
+
+    def _how(self) -> str:
+        return {"fixed": f"value = {self.st.get('value')}", "lognormal": f"median = {self.st.get('median')} "
+                f"× exp(sigma = {self.st.get('sigma')} × z)", "exponential": f"mean = {self.st.get('mean')}",
+                "none": "0"}[self.dist]
+
+    def _keys(self) -> str:
+        return {"lognormal": "[compute.step_time] sigma or median", "fixed": "[compute.step_time] value",
+                "exponential": "[compute.step_time] mean"}.get(self.dist, "[compute.step_time]") + \
+            " or [compute.stragglers] slowdown"
 
     def draw(self, nodes: np.ndarray, steps: np.ndarray) -> np.ndarray:
         out = np.empty(len(nodes))
@@ -147,6 +174,10 @@ class Clock:
             window = float(finish[run].max()) if run.any() else 0.0
             if self.deadline is not None:
                 window = min(window, self.deadline * int(self.phase_steps.max()))
+            if not math.isfinite(s + window):
+                raise ScenarioError(f"[compute] the compute phase at t = {s:g} s lasts {window:g} s and time "
+                                    f"overflows; lower [compute.step_time] or [compute.stragglers] slowdown, "
+                                    f"or set [compute] deadline")
             late = has & ~(on & (finish <= window + _EPS * max(1.0, window)))
             self.busy_until[run] = s + finish[run]
         self.windows.append(window)

@@ -1,5 +1,13 @@
 """Read a scenario (TOML), apply ``--set`` overrides, validate everything up front.
 
+This is the input boundary: scenario files, ``--set`` overrides (and ``netemu.run``'s ``set=``,
+through ``apply_override``), sweep tables, and the headers of the files a scenario names that
+size the run (a schedule's ``.npz``) are parsed and checked here, before anything is allocated;
+every failure is a ``ScenarioError`` of one line naming the file or key, the value and the fix.
+A file larger than ``MAX_FILE_BYTES``, not UTF-8, holding a NUL or nesting values deeper than
+``netemu.params.MAX_DEPTH`` levels is refused; so is a sweep of more than ``MAX_COMBINATIONS``.
+``netemu.scenario.preflight`` then refuses a run that would not fit in memory.
+
 A ``Scenario`` holds plain dicts with every default filled in; ``resolved()`` gives the dict that
 ``summary.json`` records, so a run can be repeated from its outputs alone.
 """
@@ -18,7 +26,10 @@ except ModuleNotFoundError:  # Python 3.10
 from netemu import registry
 from netemu.errors import NetemuError, ScenarioError
 from netemu.scenario import schema as S
-from netemu.params import check_table
+from netemu.params import MAX_DEPTH, check_depth, check_table, show, show_key
+
+MAX_FILE_BYTES = 16 * 2**20  # a scenario is a short text file
+MAX_COMBINATIONS = 10_000  # scenarios one sweep table may make
 
 
 @dataclass
@@ -35,6 +46,7 @@ class Scenario:
     protocols: list[dict]
     compute: dict = field(default_factory=dict)
     live: dict = field(default_factory=dict)
+    max_memory: int | None = None  # bytes a run may use (--max-memory); None: what is available
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>", base_dir: Path | None = None) -> "Scenario":
@@ -44,6 +56,7 @@ class Scenario:
         ``base_dir``: where relative file paths start (default: the current folder). ``data`` is
         not modified. A ``sweep`` table is refused (a scenario is one combination): remove it, or
         give the dict to ``netemu.run`` with ``set={key: value}`` to pick one."""
+        check_depth(data, source)
         if isinstance(data, dict) and data.get("sweep"):
             key = next(iter(data["sweep"])) if isinstance(data["sweep"], dict) else "network.loss"
             raise ScenarioError(f"{source}: sweep makes several scenarios and a Scenario is one; remove "
@@ -64,47 +77,69 @@ def parse_override(text: str) -> tuple[list[str], object]:
     """``"network.loss=0.3"`` → ``(["network", "loss"], 0.3)``; values are TOML, else strings."""
     key, eq, raw = text.partition("=")
     if not eq or not key.strip():
-        raise ScenarioError(f"--set {text!r}: expected dotted.key=value, e.g. --set network.loss=0.3")
+        raise ScenarioError(f"--set {show(text)}: expected dotted.key=value, e.g. --set network.loss=0.3")
+    if "\n" in raw or "\r" in raw:
+        raise ScenarioError(f"--set {show(text)}: the value spans several lines; give one line")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
+    except RecursionError:
+        raise ScenarioError(f"--set {show(text)}: the value is nested too deeply to read; a value "
+                            f"needs a few levels at most") from None
+    check_depth(value, f"--set {show(text)}")
     return [p.strip() for p in key.strip().split(".")], value
 
 
 def apply_override(data: dict, path: list[str], value: object, text: str, where: str = "--set") -> None:
     """Set ``data[path…] = value``; errors name ``where`` (``--set``, ``set=`` of ``netemu.run``)
     and the override ``text``."""
+    text = show(text)
+    if len(path) > MAX_DEPTH:
+        raise ScenarioError(f"{where} {text}: the key has {len(path)} parts; scenario keys have a few")
+    check_depth(value, f"{where} {text}")
     node: object = data
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ScenarioError(f"{where} {text!r}: '{part}' is not an index of the "
-                                    f"{len(node)} entries of {'.'.join(path[:i])}; use 0..{len(node) - 1}")
+                raise ScenarioError(f"{where} {text}: {show(part)} is not an index of the "
+                                    f"{len(node)} entries of {show_key('.'.join(path[:i]))}; use 0..{len(node) - 1}")
             node = node[int(part)]
         elif isinstance(node, dict):
             node = node.setdefault(part, {})
         else:
-            raise ScenarioError(f"{where} {text!r}: {'.'.join(path[:i])} is not a table")
+            raise ScenarioError(f"{where} {text}: {show_key('.'.join(path[:i]))} is not a table")
     last = path[-1]
     if isinstance(node, dict):
         node[last] = value
     elif isinstance(node, list) and last.isdigit() and int(last) < len(node):
         node[int(last)] = value
     else:
-        raise ScenarioError(f"{where} {text!r}: cannot set {'.'.join(path)}")
+        raise ScenarioError(f"{where} {text}: cannot set {show_key('.'.join(path))}")
 
 
 def read_toml(path: Path) -> dict:
     if not path.is_file():
         raise ScenarioError(f"{path}: no such scenario file; check the path "
                             f"(shipped scenarios are in scenarios/)")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: {size} bytes is too large for a scenario (at most {MAX_FILE_BYTES}); "
+                            f"a scenario is a short TOML text file: put data in the files it names")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
-        raise ScenarioError(f"{path}: TOML syntax error: {e}; fix the file at that line") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: not a UTF-8 text file; a scenario is a TOML text file") from None
+        raise ScenarioError(f"{path}: TOML syntax error: {' '.join(str(e).split())}; fix the file at "
+                            f"that line") from None
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}: not a UTF-8 text file (byte {e.start}, line {line}); a scenario is "
+                            f"a TOML text file: save it as UTF-8") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: values are nested too deeply to read (tables in tables or lists in "
+                            f"lists); a scenario needs a few levels, so flatten them") from None
+    check_depth(data, str(path))
+    return data
 
 
 def _read(path: Path, overrides: tuple[str, ...], seed: int | None) -> dict:
@@ -145,6 +180,13 @@ def load_sweep(path: str | Path, overrides: tuple[str, ...] = (), seed: int | No
     if not isinstance(sweep, dict) or any(not isinstance(v, list) or not v for v in sweep.values()):
         raise ScenarioError(f"{path}: sweep must map dotted keys to non-empty lists, "
                             f"e.g. sweep = {{ \"network.loss\" = [0.1, 0.3] }}")
+    count = 1
+    for values in sweep.values():
+        count *= len(values)
+    if count > MAX_COMBINATIONS:
+        sizes = " × ".join(f"{show_key(k)} ({len(v)})" for k, v in sweep.items())
+        raise ScenarioError(f"{path}: sweep makes {count} scenarios ({sizes}), more than {MAX_COMBINATIONS}; "
+                            f"sweep fewer values, or split it into several files")
     out = []
     for combo in itertools.product(*sweep.values()):
         d = copy.deepcopy(data)
@@ -153,12 +195,23 @@ def load_sweep(path: str | Path, overrides: tuple[str, ...] = (), seed: int | No
             text = f"{key}={value}"
             apply_override(d, key.split("."), value, f"sweep {text}")
             parts.append(text)
-        out.append((",".join(parts), from_dict(d, **base)))
+        out.append((_label(",".join(parts), path), from_dict(d, **base)))
     return out
+
+
+def _label(label: str, path: Path) -> str:
+    """A sweep combination's label, which names its output folder: path separators and control
+    characters become ``_`` (a value such as ``"../x"`` must not write outside ``--out``)."""
+    safe = "".join("_" if c in "/\\" or ord(c) < 0x20 or ord(c) == 0x7F else c for c in label)
+    if len(safe.encode("utf-8")) > 200:
+        raise ScenarioError(f"{path}: sweep combination {show(label)} makes a folder name longer than "
+                            f"200 bytes; sweep shorter values")
+    return safe
 
 
 def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = None) -> Scenario:
     base_dir = base_dir or Path.cwd()
+    check_depth(data, source)
     top = check_table(data, S.TOP, source, "")
     network = check_table(top["network"], S.NETWORK, source, "network")
     if network["loss_model"] is not None:

@@ -10,7 +10,7 @@ from netemu.metrics import NAMES as METRIC_NAMES
 from netemu.params import REQUIRED, Key
 
 TOP = {
-    "seed": Key("int", 0, lo=0, doc="master seed; every random stream derives from it", example="1"),
+    "seed": Key("int", 0, lo=0, hi=2**63 - 1, doc="master seed; every random stream derives from it", example="1"),
     "name": Key("str", None, nullable=True, doc="a title for plots and summary.json"),
     "network": Key("table", REQUIRED),
     "mobility": Key("table", None, nullable=True),
@@ -25,12 +25,12 @@ TOP = {
 }
 
 RANGE_UNIFORM = {  # [network] range = { dist = "uniform", … }: each node's range, drawn once
-    "low": Key("float", REQUIRED, lo=0, lo_open=True, example="80", doc="shortest range, metres"),
-    "high": Key("float", REQUIRED, lo=0, lo_open=True, example="150", doc="longest range, metres"),
+    "low": Key("float", REQUIRED, lo=0, lo_open=True, hi=1e7, example="80", doc="shortest range, metres"),
+    "high": Key("float", REQUIRED, lo=0, lo_open=True, hi=1e7, example="150", doc="longest range, metres"),
 }
 
 NETWORK = {
-    "nodes": Key("int", REQUIRED, lo=1, example="30", doc="number of nodes"),
+    "nodes": Key("int", REQUIRED, lo=1, hi=10**8, example="30", doc="number of nodes"),
     "topology": Key("str", "random", choices=("random", "latent", "radio", "schedule"),
                     doc="where each round's graph comes from"),
     "p": Key("float", 0.2, lo=0, hi=1, example="0.15",
@@ -41,25 +41,25 @@ NETWORK = {
     "edge_prob": Key("float", 0.2, lo=0, hi=1, example="0.2",
                      doc="latent erdos-renyi: edge probability; directed-random: probability of each "
                          "ordered pair j→i (redrawn until strongly connected)"),
-    "radius": Key("float", 0.3, lo=0, lo_open=True, example="0.3",
+    "radius": Key("float", 0.3, lo=0, lo_open=True, hi=2, example="0.3",
                   doc="latent random-geometric: connection radius in the unit square"),
     "directed": Key("bool", False, doc="latent: read a graph file as directed (u→v: v hears u)"),
     "disconnect": Key("float", 0.0, lo=0, hi=1, example="0.1",
                       doc="latent: per-round probability that a link is down (senders know)"),
-    "range": Key("number_or_dist", 100.0, lo=0, lo_open=True, example="100",
+    "range": Key("number_or_dist", 100.0, lo=0, lo_open=True, hi=1e7, example="100",
                  extra={"dists": {"uniform": RANGE_UNIFORM}, "ordered": (("low", "high"),),
                         "table_example": 'range = { dist = "uniform", low = 80, high = 150 }'},
                  doc='radio unit-disk: reception range in metres, or per-node ranges drawn once, '
                      '{ dist = "uniform", low = 80, high = 150 }: i hears j within j\'s range '
                      '(links can be one-way)'),
     "reception": Key("str", "unit-disk", choices=("unit-disk", "log-distance"), doc="radio reception model"),
-    "tx_power": Key("float", 20.0, example="20", doc="log-distance: transmit power, dBm"),
-    "reference_loss": Key("float", 40.0, lo=0, example="40", doc="log-distance: path loss at 1 m, dB"),
-    "path_loss_exponent": Key("float", 3.0, lo=0, lo_open=True, example="3",
+    "tx_power": Key("float", 20.0, lo=-200, hi=200, example="20", doc="log-distance: transmit power, dBm"),
+    "reference_loss": Key("float", 40.0, lo=0, hi=500, example="40", doc="log-distance: path loss at 1 m, dB"),
+    "path_loss_exponent": Key("float", 3.0, lo=0.5, hi=10, example="3",
                               doc="log-distance: path-loss exponent"),
-    "shadowing": Key("float", 0.0, lo=0, example="4",
+    "shadowing": Key("float", 0.0, lo=0, hi=100, example="4",
                      doc="log-distance: shadowing std-dev in dB, drawn per reception and round"),
-    "threshold": Key("float", -80.0, example="-80", doc="log-distance: receiver sensitivity, dBm"),
+    "threshold": Key("float", -80.0, lo=-300, hi=200, example="-80", doc="log-distance: receiver sensitivity, dBm"),
     "file": Key("path", None, nullable=True, example='"schedule.npz"',
                 doc="schedule: .npz with bool adjacency [K, n, n]; rounds past K cycle"),
     "loss": Key("float", 0.0, lo=0, hi=1, example="0.1",
@@ -79,37 +79,37 @@ LOSS_MODEL = {
 }
 
 DELAY = {
-    "latency": Key("float", 0.0, lo=0, example="0.01", doc="fixed propagation + processing delay, s"),
-    "bandwidth": Key("float", None, lo=0, lo_open=True, nullable=True, example="250000",
+    "latency": Key("float", 0.0, lo=0, hi=1e6, example="0.01", doc="fixed propagation + processing delay, s"),
+    "bandwidth": Key("float", None, lo=1, hi=1e15, nullable=True, example="250000",
                      doc="bytes/s; serialization time = encoded message bytes / bandwidth"),
     "jitter": Key("str", "none", choices=("none", "exponential", "uniform", "lognormal"),
                   doc="random extra delay per reception"),
-    "jitter_scale": Key("float", 0.0, lo=0, example="0.05",
+    "jitter_scale": Key("float", 0.0, lo=0, hi=1e6, example="0.05",
                         doc="exponential: mean; uniform: maximum; lognormal: median (s)"),
-    "jitter_sigma": Key("float", 0.5, lo=0, example="0.5", doc="lognormal: sigma of log-delay"),
-    "resolution": Key("float", 0.0, lo=0, example="0.001",
+    "jitter_sigma": Key("float", 0.5, lo=0, hi=10, example="0.5", doc="lognormal: sigma of log-delay"),
+    "resolution": Key("float", 0.0, lo=0, hi=1e6, example="0.001",
                       doc="arrival times rounded up to multiples of this (s); 0: exact. Fewer, larger "
                           "delivery batches with continuous jitter"),
 }
 
 UPLINK = {
-    "server": Key("int", 0, lo=0, example="0", doc="the node id of the server (FL: the aggregator)"),
+    "server": Key("int", 0, lo=0, hi=10**8, example="0", doc="the node id of the server (FL: the aggregator)"),
     "latency": Key("float", 0.0, lo=0, hi=1e6, example="0.02", doc="uplink/downlink latency, s"),
-    "bandwidth": Key("float", None, lo=0, lo_open=True, nullable=True, example="1e6",
+    "bandwidth": Key("float", None, lo=1, hi=1e15, nullable=True, example="1e6",
                      doc="bytes/s; transfer time = encoded message bytes / bandwidth"),
     "loss": Key("float", 0.0, lo=0, hi=1, example="0.05", doc="probability that a message is lost"),
 }
 
 MOBILITY = {
     "model": Key("str", "static", choices=("static", "random-waypoint", "random-walk", "trace")),
-    "area": Key("pair", [1000.0, 1000.0], lo=0, lo_open=True, example="[1000, 1000]",
+    "area": Key("pair", [1000.0, 1000.0], lo=0, lo_open=True, hi=1e7, example="[1000, 1000]",
                 doc="width and height in metres"),
     "positions": Key("path", None, nullable=True, doc="static: .npy [n,2|3] or .csv x,y[,z]"),
-    "speed": Key("pair", [1.0, 5.0], lo=0, example="[1, 5]", extra={"ordered": True},
+    "speed": Key("pair", [1.0, 5.0], lo=0, hi=1e4, example="[1, 5]", extra={"ordered": True},
                  doc="random-waypoint / random-walk: speed range, m/s"),
-    "pause": Key("pair", [0.0, 10.0], lo=0, example="[0, 10]", extra={"ordered": True},
+    "pause": Key("pair", [0.0, 10.0], lo=0, hi=1e6, example="[0, 10]", extra={"ordered": True},
                  doc="random-waypoint: pause range, s"),
-    "interval": Key("float", 10.0, lo=0, lo_open=True, example="10",
+    "interval": Key("float", 10.0, lo=1e-3, hi=1e6, example="10",
                     doc="random-walk: seconds between direction changes"),
     "file": Key("path", None, nullable=True, doc="trace: movement file"),
     "format": Key("str", "auto", choices=("auto", "ns2", "one", "bonnmotion", "csv")),
@@ -119,8 +119,8 @@ MOBILITY = {
 }
 
 RUN = {
-    "rounds": Key("int", 100, lo=0, example="500", doc="number of rounds K"),
-    "period": Key("float", 1.0, lo=0, lo_open=True, example="1.0", doc="seconds per round"),
+    "rounds": Key("int", 100, lo=0, hi=10**9, example="500", doc="number of rounds K"),
+    "period": Key("float", 1.0, lo=1e-6, hi=1e6, example="1.0", doc="seconds per round"),
     "diverge_at": Key("float", 1e12, lo=1, hi=1e300, example="1e12",
                       doc="a protocol whose state exceeds this many times the initial scale (max |x⁰|, at "
                           "least 1) in magnitude, or is not finite, stops there, marked diverged"),
@@ -130,23 +130,23 @@ TASK = {
     "kind": Key("str", "consensus", choices=("consensus", "logistic", "quadratic", "digits", "custom"),
                 doc="what the nodes hold: values to average, or a problem to optimize "
                     "(custom: a task given from Python, see netemu.tasks.data.ModuleTask)"),
-    "dim": Key("int", 1, lo=1, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
+    "dim": Key("int", 1, lo=1, hi=10**6, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
     "x0": Key("path", None, nullable=True, doc="consensus: [n, dim] .npy of initial values"),
-    "samples": Key("int", 200, lo=1, example="200", doc="logistic, quadratic: training samples per node"),
-    "features": Key("int", 10, lo=1, example="10",
+    "samples": Key("int", 200, lo=1, hi=10**7, example="200", doc="logistic, quadratic: training samples per node"),
+    "features": Key("int", 10, lo=1, hi=10**6, example="10",
                     doc="logistic, quadratic: features (the logistic model adds a bias)"),
-    "sigma_h": Key("float", 1.0, lo=0, example="1.0",
+    "sigma_h": Key("float", 1.0, lo=0, hi=1e3, example="1.0",
                    doc="logistic, quadratic: heterogeneity of the node models"),
-    "rho": Key("float", 0.01, lo=0, example="0.01",
+    "rho": Key("float", 0.01, lo=0, hi=1e6, example="0.01",
                doc="logistic: weight of the non-convex regularizer (0: a convex task, with opt_gap)"),
-    "l2": Key("float", 0.0, lo=0, example="0.001",
+    "l2": Key("float", 0.0, lo=0, hi=1e6, example="0.001",
               doc="logistic: ridge term (l2/2)‖x‖², bias included; with rho = 0 strongly convex"),
     "model": Key("str", "mlp", choices=("mlp", "cnn"), doc="digits: 64-hidden-10 MLP or a small CNN"),
-    "hidden": Key("int", 128, lo=1, example="128", doc="digits mlp: hidden units"),
+    "hidden": Key("int", 128, lo=1, hi=10**6, example="128", doc="digits mlp: hidden units"),
     "split": Key("str", "iid", choices=("iid", "by-label"), doc="digits: how images are spread over nodes"),
     "test_fraction": Key("float", 0.2, lo=0, hi=1, lo_open=True, example="0.2",
                          doc="digits: share of the images held out for accuracy"),
-    "batch": Key("int", None, lo=0, nullable=True, example="32",
+    "batch": Key("int", None, lo=0, hi=10**7, nullable=True, example="32",
                  doc="samples per local step (0: the node's whole dataset); default: digits 32, "
                      "logistic and quadratic 0"),
 }
@@ -157,10 +157,10 @@ COMPUTE = {
     "dtype": Key("str", None, choices=("float64", "float32"), nullable=True,
                  doc="arithmetic of the gradients and of the protocol state (float64 on the CPU keeps "
                      "numpy state); default: float32 for neural tasks (digits), float64 otherwise"),
-    "threads": Key("int", 1, lo=0, example="1",
+    "threads": Key("int", 1, lo=0, hi=1024, example="1",
                    doc="torch threads for the gradients; 1 suits small models and shared machines, "
                        "0 = torch's default (all cores)"),
-    "deadline": Key("float", None, lo=0, lo_open=True, nullable=True, example="0.1",
+    "deadline": Key("float", None, lo=0, lo_open=True, hi=1e6, nullable=True, example="0.1",
                     doc="seconds per local step before the round's broadcast; late nodes are silent "
                         "stragglers. Default: wait for every online node"),
     "step_time": Key("table", None, nullable=True),
@@ -172,31 +172,31 @@ COMPUTE = {
 STEP_TIME = {
     "dist": Key("str", "fixed", choices=("none", "fixed", "lognormal", "exponential"),
                 doc="distribution of one local step's duration"),
-    "value": Key("float", None, lo=0, nullable=True, example="0.05", doc="fixed: seconds per step"),
-    "median": Key("float", None, lo=0, nullable=True, example="0.05", doc="lognormal: median seconds"),
-    "sigma": Key("float", 0.5, lo=0, example="0.5", doc="lognormal: sigma of the log-duration"),
-    "mean": Key("float", None, lo=0, nullable=True, example="0.05", doc="exponential: mean seconds"),
+    "value": Key("float", None, lo=0, hi=1e6, nullable=True, example="0.05", doc="fixed: seconds per step"),
+    "median": Key("float", None, lo=0, hi=1e6, nullable=True, example="0.05", doc="lognormal: median seconds"),
+    "sigma": Key("float", 0.5, lo=0, hi=10, example="0.5", doc="lognormal: sigma of the log-duration"),
+    "mean": Key("float", None, lo=0, hi=1e6, nullable=True, example="0.05", doc="exponential: mean seconds"),
 }
 
 SPEEDS = {
     "dist": Key("str", "none", choices=("none", "uniform", "lognormal", "file"),
                 doc="per-node speed factors (a step takes its time / speed)"),
-    "low": Key("float", 0.5, lo=0, lo_open=True, example="0.5", doc="uniform: slowest factor"),
-    "high": Key("float", 1.5, lo=0, lo_open=True, example="1.5", doc="uniform: fastest factor"),
-    "sigma": Key("float", 0.3, lo=0, example="0.3", doc="lognormal: sigma (median 1)"),
+    "low": Key("float", 0.5, lo=1e-6, hi=1e6, example="0.5", doc="uniform: slowest factor"),
+    "high": Key("float", 1.5, lo=1e-6, hi=1e6, example="1.5", doc="uniform: fastest factor"),
+    "sigma": Key("float", 0.3, lo=0, hi=10, example="0.3", doc="lognormal: sigma (median 1)"),
     "file": Key("path", None, nullable=True, doc="file: .npy or text, one positive factor per node"),
 }
 
 STRAGGLERS = {
     "fraction": Key("float", 0.1, lo=0, hi=1, example="0.1", doc="share of steps (or nodes) slowed down"),
-    "slowdown": Key("float", 10.0, lo=1, example="10", doc="factor on a slowed step's duration"),
+    "slowdown": Key("float", 10.0, lo=1, hi=1e6, example="10", doc="factor on a slowed step's duration"),
     "persistent": Key("bool", False, doc="true: a fixed set of slow nodes; false: each step independently"),
 }
 
 AVAILABILITY = {
     "kind": Key("str", "periods", choices=("periods", "trace"), doc="on/off periods or a trace file"),
-    "on": Key("float", 60.0, lo=0, lo_open=True, example="60", doc="periods: mean on-duration, s"),
-    "off": Key("float", 10.0, lo=0, lo_open=True, example="10", doc="periods: mean off-duration, s"),
+    "on": Key("float", 60.0, lo=1e-3, hi=1e9, example="60", doc="periods: mean on-duration, s"),
+    "off": Key("float", 10.0, lo=1e-3, hi=1e9, example="10", doc="periods: mean off-duration, s"),
     "file": Key("path", None, nullable=True, doc="trace: CSV node,start,end of the intervals a node is on"),
 }
 
@@ -215,14 +215,14 @@ OUTPUT = {
 }
 
 LIVE = {
-    "time_scale": Key("float", 1.0, lo=0, lo_open=True, example="20",
+    "time_scale": Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="20",
                       doc="live: simulated seconds per wall-clock second (CLI --time-scale)"),
     "port_base": Key("int", 0, lo=0, hi=65535, example="47000",
                      doc="live: UDP port of the medium on 127.0.0.1, local node i uses port_base + 1 + i; "
                          "0: ephemeral ports (CLI --port-base)"),
-    "external": Key("ints", [], lo=0, example="[7]",
+    "external": Key("ints", [], lo=0, hi=10**8, example="[7]",
                     doc="live: node ids run by outside processes (they say hello before round 0)"),
-    "join_timeout": Key("float", 10.0, lo=0, lo_open=True, example="30",
+    "join_timeout": Key("float", 10.0, lo=0, lo_open=True, hi=1e6, example="30",
                         doc="live: seconds to wait for every external node's hello"),
     "max_datagram": Key("int", 65000, lo=512, hi=65507, example="65000",
                         doc="live: largest datagram in bytes; longer ones are rejected, and a protocol "
