@@ -313,9 +313,12 @@ def apply(data: dict, m: tuple) -> None:
     op, path, key, value = m
     if op == "size":
         nodes, big = value
-        _table(data, ("network",))["nodes"] = nodes
         table, name = key
-        _table(data, (table,))[name] = [float(big), float(big)] if name == "area" else big
+        for where, k, v in ((("network",), "nodes", nodes),
+                            ((table,), name, [float(big), float(big)] if name == "area" else big)):
+            t = _table(data, where)
+            if isinstance(t, dict):  # an earlier mutation may have made the table a list
+                t[k] = v
     elif op == "set":
         t = _table(data, path)
         if t is not None:
