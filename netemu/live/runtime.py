@@ -270,19 +270,6 @@ class Session:
         if self.medium is not None and self.medium.rt is not None:
             self.medium.rt.transport.wake()
 
-    async def _drain_unused(self) -> None:
-        """Let every copy already queued in the local sockets be read (one per socket per pass).
-
-        Two ``sleep(0)`` make one pass of the loop's selector run before the check; a pass that
-        reads nothing means no socket had anything left.
-        """
-        for _ in range(10_000):
-            before = len(self.inbox)
-            await asyncio.sleep(0)
-            await asyncio.sleep(0)
-            if len(self.inbox) == before:
-                return
-
     async def _final_reports(self, loop, medium: Medium, ext: Externals, k: int, wait: float) -> None:
         """After the last round, ask external nodes for their final state: a ``round`` datagram
         with ``deg`` 0 whose transmissions are recorded, not forwarded."""
