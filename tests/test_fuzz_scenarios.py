@@ -15,12 +15,10 @@ of ``CAMPAIGN`` mutants.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +37,7 @@ from netemu.scenario.load import Scenario, load as load_file
 
 MAX_MEMORY = 256 * 2**20
 CAP_ROUNDS = 3
-DEFAULT_EXAMPLES = 250
+DEFAULT_EXAMPLES = 400
 CAMPAIGN = 2400
 
 # ------------------------------------------------------------------ small valid scenarios
@@ -539,6 +537,13 @@ def test_broken_toml_files_are_refused_in_one_line(files, tmp_path_factory, case
         _one_line(e)
 
 
+@pytest.mark.slow
+@settings(max_examples=600, **{**SETTINGS, "derandomize": False})
+@given(toml_texts())
+def test_broken_toml_campaign(files, tmp_path_factory, case):
+    test_broken_toml_files_are_refused_in_one_line.hypothesis.inner_test(files, tmp_path_factory, case)
+
+
 def test_every_schema_table_is_fuzzed():
     assert set(schema_tables()) == set(TABLES), "add the new table to TABLES (and to a base)"
 
@@ -546,3 +551,210 @@ def test_every_schema_table_is_fuzzed():
 @pytest.mark.parametrize("base", sorted(BASES))
 def test_bases_run(base, files, tmp_path):
     assert check_mutant(base, BASES[base], [], "dict", files, tmp_path / "out") == "ran"
+
+
+# ------------------------------------------------------------------ through the command line
+
+SMALL = """
+seed = 1
+[network]
+nodes = 6
+topology = "random"
+p = 0.3
+[run]
+rounds = 3
+[output]
+plot = false
+[[protocols]]
+name = "pulm"
+"""
+LOGISTIC = SMALL.replace("[output]", '[task]\nkind = "logistic"\nsamples = 10\nfeatures = 3\n'
+                                    '[compute]\ndevice = "cpu"\n[output]').replace('"pulm"', '"dgd"')
+DEEP = SMALL + "x = " + "[" * 3000 + "1" + "]" * 3000 + "\n"
+
+CLI_CASES = [
+    ("huge network and batch", LOGISTIC.replace("nodes = 6", "nodes = 1000000").replace(
+        "samples = 10", "samples = 1000\nbatch = 1000"), (),
+     ["this run needs about", "[network] nodes = 1000000", "--max-memory"]),
+    ("huge dim", SMALL.replace("nodes = 6", "nodes = 100000") + "[task]\ndim = 120000\n", (),
+     ["this run needs about", "[task] dim = 120000", "reduce [network] nodes"]),
+    ("dim beyond its range", SMALL + "[task]\ndim = 100000000\n", (), ["[task] dim = 100000000", "within [1, 1000000]"]),
+    ("area 1e308", SMALL.replace('"random"', '"radio"') + "[mobility]\narea = [1e308, 1e308]\n", (),
+     ["[mobility] area = [1e+308, 1e+308]", "within (0, 1e7]"]),
+    ("deep nesting", DEEP, (), ["nested too deeply"]),
+    ("slowdown inf", LOGISTIC, ("--set", "compute.stragglers.slowdown=inf"),
+     ["[compute.stragglers] slowdown = inf", "finite"]),
+    ("sigma 1e3", LOGISTIC, ("--set", 'compute.step_time={dist = "lognormal", median = 0.1, sigma = 1e3}'),
+     ["[compute.step_time] sigma = 1000.0", "within [0, 10]"]),
+    ("nan", SMALL, ("--set", "network.loss=nan"), ["[network] loss = nan", "finite"]),
+    ("huge int", SMALL, ("--set", "network.nodes=100000000000000000000000"), ["[network] nodes", "within"]),
+    ("key with a newline", SMALL + '"a\\nb" = 1\n', (), ["'a\\nb': unknown key"]),
+    ("deep --set", SMALL, ("--set", "network.loss=" + "[" * 2000 + "]" * 2000), ["--set", "nested too deeply"]),
+    ("bad --max-memory", SMALL, ("--max-memory", "lots"), ["--max-memory 'lots'", "100G"]),
+    ("tiny --max-memory", SMALL, ("--max-memory", "1K"), ["this run needs about", "is allowed by --max-memory"]),
+    ("sweep too large", SMALL + '[sweep]\n"network.p" = [0.1, 0.2]\n"network.loss" = [' +
+     ", ".join(str(i / 10000) for i in range(200)) + "]\n\n", ("--set", "sweep.x=[" + ",".join(["1"] * 60) + "]"),
+     ["sweep makes 24000 scenarios", "more than 10000"]),
+]
+
+
+def _cli_error(path, tmp_path, args=()):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["run", str(path), "--out", str(out), *args])
+    text = r.stderr if hasattr(r, "stderr") else r.output
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    assert r.exit_code == 2, r.output
+    assert len(lines) == 1 and lines[0].startswith("error: "), text
+    assert "Traceback" not in r.output
+    assert not out.exists(), "nothing may be written for a refused scenario"
+    return lines[0]
+
+
+@pytest.mark.parametrize("label,text,args,expected", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+def test_cli_refuses_in_one_line(label, text, args, expected, tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(text, encoding="utf-8")
+    line = _cli_error(p, tmp_path, args)
+    for e in expected:
+        assert e in line, line
+
+
+@pytest.mark.parametrize("data,expected", [
+    (b"seed = 1\x00\n", "TOML syntax error"),
+    (SMALL.encode().replace(b'"pulm"', b'"pulm" # caf\xe9'), "not a UTF-8 text file (byte"),
+    (b"\xff\xfe" + SMALL.encode("utf-16-le"), "not a UTF-8 text file"),
+])
+def test_cli_refuses_bytes_that_are_not_toml(data, expected, tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_bytes(data)
+    assert expected in _cli_error(p, tmp_path)
+
+
+def test_real_process_deep_nesting_no_traceback(tmp_path):
+    p = tmp_path / "s.toml"
+    p.write_text(DEEP)
+    r = subprocess.run([sys.executable, "-m", "netemu", "run", str(p), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("error: ") and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+# ------------------------------------------------------------------ the memory preflight
+
+
+def test_preflight_names_the_keys_and_numbers():
+    from netemu.scenario import preflight
+
+    sc = Scenario.from_dict({"network": {"nodes": 100000, "topology": "latent", "graph": "ring"},
+                             "task": {"dim": 120000}, "protocols": [{"name": "gossip"}]}, source="s.toml")
+    est = preflight.estimate(sc)
+    assert 400 * 2**30 < est.total < 600 * 2**30  # 100000 × 120000 × 8 B × 5 copies = 447 GiB
+    assert est.parts[0].what == "protocol state (gossip)"
+    with pytest.raises(NetemuError) as e:
+        preflight.check(sc, max_memory="21G")
+    msg = _one_line(e.value)
+    assert msg.startswith("s.toml: this run needs about 4") and "but 21 GiB is allowed by --max-memory" in msg
+    assert "[network] nodes = 100000 × [task] dim = 120000 × 8 B × 5 copies" in msg
+    assert "reduce [network] nodes or [task] dim" in msg and "--max-memory 49" in msg
+    assert preflight.check(sc, max_memory="1T").total == est.total
+
+
+def test_preflight_pulm_memory_and_random_draw():
+    from netemu.scenario import preflight
+
+    sc = Scenario.from_dict({"network": {"nodes": 100000, "topology": "random", "p": 0.01},
+                             "protocols": [{"name": "pulm"}]})
+    parts = {p.what: p.bytes for p in preflight.estimate(sc).parts}
+    assert parts["PULM memory (pulm)"] == 100000.0**2 * 8 * 4
+    assert parts["the [n, n] random draw"] == 100000.0**2 * 10
+
+
+def test_max_memory_of_netemu_run(tmp_path):
+    data = {"network": {"nodes": 6}, "run": {"rounds": 2}, "output": {"plot": False},
+            "protocols": [{"name": "gossip"}]}
+    with pytest.raises(NetemuError, match="is allowed by --max-memory"):
+        netemu.run(data, out=tmp_path / "a", max_memory="1K")
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(NetemuError, match="max_memory= 'x'"):
+        netemu.run(data, out=tmp_path / "b", max_memory="x")
+    assert netemu.run(data, out=tmp_path / "c", max_memory=2**30).final().shape[0] == 1
+
+
+def test_parse_size_and_available():
+    from netemu.scenario.preflight import available, parse_size
+
+    assert parse_size("100G") == 100 * 2**30 and parse_size("512M") == 512 * 2**20
+    assert parse_size("1.5GiB") == int(1.5 * 2**30) and parse_size("2e9") == 2 * 10**9
+    assert parse_size(4096) == 4096 and parse_size("8kb") == 8192
+    for bad in ("", "G", "-1G", "1X", "nan", True, float("inf")):
+        with pytest.raises(NetemuError):
+            parse_size(bad)
+    b, _ = available()
+    assert b > 0
+
+
+# ------------------------------------------------------------------ what the fuzzing found
+
+
+def test_step_times_that_overflow_are_scenario_errors(tmp_path):
+    """A component guard: values beyond the schema (here given directly) cannot make time infinite."""
+    from netemu.compute.timing import Clock, StepTimes
+
+    cfg = {"step_time": {"dist": "lognormal", "median": 1.0, "sigma": 1e3}}
+    times = StepTimes(cfg, 4, 0, tmp_path)
+    with pytest.raises(NetemuError, match=r"\[compute.step_time\] node \d+'s step 0 takes inf s"):
+        times.draw(np.arange(4), np.zeros(4, dtype=np.int64))
+    np.save(tmp_path / "s.npy", np.array([1.0, 1e-320, 1.0, 1.0]))
+    cfg = {"step_time": {"dist": "fixed", "value": 1.0}, "speeds": {"dist": "file", "file": "s.npy"}}
+    with pytest.raises(NetemuError, match="slowest speed"):
+        Clock(cfg, 4, 0, tmp_path)
+
+
+@pytest.mark.parametrize("table,key,value,expected", [
+    ("compute.stragglers", "slowdown", math.inf, "finite"),
+    ("compute.speeds", "sigma", 4.6e260, "within [0, 10]"),
+    ("compute", "threads", 29666153880, "within [0, 1024]"),
+    ("task", "features", 10**20, "within [1, 1000000]"),
+    ("network", "shadowing", 5.7e15, "within [0, 100]"),
+    ("run", "period", 6.8e16, "within [1e-6, 1e6]"),
+    ("mobility", "area", [1e308, 1e308], "within (0, 1e7]"),
+])
+def test_found_values_are_refused_at_the_boundary(table, key, value, expected):
+    data = copy.deepcopy(BASES["logistic"])
+    node = data
+    for part in table.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+    if table == "network":
+        data["network"].update(topology="radio", reception="log-distance")
+    with pytest.raises(NetemuError) as e:
+        Scenario.from_dict(data, source="m.toml")
+    assert expected in _one_line(e.value)
+
+
+def test_odd_keys_and_values_are_shown_on_one_line():
+    data = copy.deepcopy(BASES["consensus"])
+    data["network"]["a\nb\rc"] = 1
+    with pytest.raises(NetemuError) as e:
+        Scenario.from_dict(data, source="m.toml")
+    assert "[network] 'a\\nb\\rc': unknown key" in _one_line(e.value)
+    data = copy.deepcopy(BASES["consensus"])
+    data["network"]["nodes"] = list(range(10**5))
+    with pytest.raises(NetemuError) as e:
+        Scenario.from_dict(data, source="m.toml")
+    assert "…" in _one_line(e.value)
+    data["network"]["nodes"] = deep(5000, True)
+    with pytest.raises(NetemuError, match="nested more than 32 levels"):
+        Scenario.from_dict(data, source="m.toml")
+    with pytest.raises(NetemuError, match="nested more than 32 levels"):
+        netemu.run(BASES["consensus"], set={"network.nodes": deep(5000, False)})
+
+
+def test_sweep_labels_stay_inside_out(tmp_path):
+    from netemu.scenario.load import load_sweep
+
+    p = tmp_path / "s.toml"
+    p.write_text(SMALL + '[sweep]\nname = ["../../escape", "a\\\\b"]\n')
+    labels = [label for label, _ in load_sweep(p)]
+    assert labels == ["name=.._.._escape", "name=a_b"]

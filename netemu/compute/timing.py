@@ -97,7 +97,8 @@ class StepTimes:
             elif self.dist == "fixed":
                 base = np.full(self.n, self.st["value"])
             elif self.dist == "lognormal":
-                base = self.st["median"] * np.exp(self.st["sigma"] * rng.standard_normal(self.n))
+                with np.errstate(over="ignore"):  # an infinite step is refused below
+                    base = self.st["median"] * np.exp(self.st["sigma"] * rng.standard_normal(self.n))
             else:
                 base = rng.exponential(self.st["mean"], self.n)
             slow = self.slow_nodes if self.persistent else rng.random(self.n) < self.fraction

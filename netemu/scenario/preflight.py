@@ -245,12 +245,12 @@ def _edge_bytes(net) -> tuple[int, tuple[str, ...]]:
 def _links(sc, n: int) -> list[Part]:
     net, kind = sc.network, sc.network["topology"]
     parts: list[Part] = []
-    EDGE_BYTES, jitter = _edge_bytes(net)
+    eb, jitter = _edge_bytes(net)
     pairs = float(n) * max(n - 1, 0)
     if kind == "random":
         p = net["p"]
-        parts.append(Part("random links", pairs * p * EDGE_BYTES,
-                          f"[network] nodes² = {n}² × p = {p:g} × {EDGE_BYTES} B",
+        parts.append(Part("random links", pairs * p * eb,
+                          f"[network] nodes² = {n}² × p = {p:g} × {eb} B",
                           ("[network] nodes", "[network] p") + jitter))
         parts.append(Part("the [n, n] random draw", float(n) * n * 10,
                           f"[network] nodes² = {n}² × 10 B", ("[network] nodes",)))
@@ -274,16 +274,18 @@ def _links(sc, n: int) -> list[Part]:
             except OSError:
                 edges = 0.0
             how, keys = f"the {edges:.0f} lines of [network] graph", ("[network] graph",)
-        parts.append(Part("latent graph", edges * (EDGE_BYTES + NX_EDGE_BYTES),
-                          f"{how} × {EDGE_BYTES + NX_EDGE_BYTES} B", keys + jitter))
+        parts.append(Part("latent graph", edges * (eb + NX_EDGE_BYTES),
+                          f"{how} × {eb + NX_EDGE_BYTES} B", keys + jitter))
     elif kind == "radio":
         reach, how, key = _reach(net)
         w, h = sc.mobility["area"]
         share = min(1.0, math.pi * reach / w * reach / h) if reach < 1e150 else 1.0
         degree = max(n - 1, 0) * share
-        parts.append(Part("radio links", float(n) * degree * EDGE_BYTES,
+        if sc.mobility["model"] != "static" and not jitter:
+            eb *= 2  # moving nodes: a KD-tree and candidate pairs per round besides the deliveries
+        parts.append(Part("radio links", float(n) * degree * eb,
                           f"[network] nodes = {n} × {degree:.3g} neighbours ({how} in [mobility] area = "
-                          f"{w:g} × {h:g} m) × {EDGE_BYTES} B", ("[network] nodes", key) + jitter))
+                          f"{w:g} × {h:g} m) × {eb} B", ("[network] nodes", key) + jitter))
     elif kind == "schedule" and net.get("file"):
         shape = _npz_shape(sc.base_dir / net["file"], "adjacency")
         if shape is not None and len(shape) == 3:
