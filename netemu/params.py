@@ -130,7 +130,13 @@ def check_depth(value: Any, where: str, limit: int = MAX_DEPTH) -> None:
 
 def fmt_strs(values: Sequence[str]) -> str:
     """A list of strings as TOML writes it: ``["a", "b"]``."""
-    return "[" + ", ".join('"' + v.replace('\\', '\\\\').replace('"', '\\"') + '"' for v in values) + "]"
+    def one(v: str) -> str:
+        v = v.replace('\\', '\\\\').replace('"', '\\"')
+        v = "".join(c if c.isprintable() else repr(c)[1:-1] for c in v)  # one line: \n, \x96, …
+        return '"' + (v if len(v) <= SHOW_CHARS else v[:SHOW_CHARS - 1] + "…") + '"'
+
+    text = "[" + ", ".join(one(v) for v in values[:8]) + (", …]" if len(values) > 8 else "]")
+    return text
 
 
 def check_value(value: Any, spec: Key, where: str) -> Any:

@@ -235,6 +235,9 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     if mobility["model"] == "trace" and not mobility["file"]:
         raise ScenarioError(f"{source}: [mobility] model = \"trace\" needs file = \"…\" (a movement trace)")
     task = check_task_keys(task, top["task"] or {}, source)
+    if task.get("x0") and not str(task["x0"]).lower().endswith(".npy"):
+        raise ScenarioError(f"{source}: [task] x0 = {show(task['x0'])} is not a .npy file; save the [n, dim] "
+                            f"initial values with np.save(\"x0.npy\", x0)")
     check_task_protocols(task, protocols, source)
     check_output_metrics(output, task, source)
     top["compute"] = check_compute(top["compute"], task, source)

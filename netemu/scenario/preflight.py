@@ -363,9 +363,14 @@ def _mobility(sc, n: int) -> list[Part]:
                      ("[run] rounds", "[mobility] speed", "[network] nodes"))]
     if model == "random-walk":
         steps = math.ceil(horizon / mob["interval"]) + 1
+        w, h = mob["area"]
+        bounces = float(n) * mob["speed"][1] * horizon * (1 / w + 1 / h)  # reflections at the edges
         return [Part("random-walk steps", float(steps) * n * 16 * 4,
                      f"{steps} steps ({horizon:.3g} s / [mobility] interval = {mob['interval']:g} s) × "
-                     f"[network] nodes = {n} × 16 B × 4", ("[mobility] interval", "[run] rounds", "[network] nodes"))]
+                     f"[network] nodes = {n} × 16 B × 4", ("[mobility] interval", "[run] rounds", "[network] nodes")),
+                Part("random-walk reflections", bounces * 80,
+                     f"[network] nodes = {n} × [mobility] speed = {mob['speed'][1]:g} m/s × {horizon:.3g} s / "
+                     f"[mobility] area = {w:g} × {h:g} m × 80 B", ("[mobility] area", "[mobility] speed", "[run] rounds"))]
     if model == "trace" and mob.get("file"):
         try:
             b = (sc.base_dir / mob["file"]).stat().st_size

@@ -102,7 +102,7 @@ UPLINK = {
 
 MOBILITY = {
     "model": Key("str", "static", choices=("static", "random-waypoint", "random-walk", "trace")),
-    "area": Key("pair", [1000.0, 1000.0], lo=0, lo_open=True, hi=1e7, example="[1000, 1000]",
+    "area": Key("pair", [1000.0, 1000.0], lo=1, hi=1e7, example="[1000, 1000]",
                 doc="width and height in metres"),
     "positions": Key("path", None, nullable=True, doc="static: .npy [n,2|3] or .csv x,y[,z]"),
     "speed": Key("pair", [1.0, 5.0], lo=0, hi=1e4, example="[1, 5]", extra={"ordered": True},
@@ -144,7 +144,7 @@ TASK = {
     "model": Key("str", "mlp", choices=("mlp", "cnn"), doc="digits: 64-hidden-10 MLP or a small CNN"),
     "hidden": Key("int", 128, lo=1, hi=10**6, example="128", doc="digits mlp: hidden units"),
     "split": Key("str", "iid", choices=("iid", "by-label"), doc="digits: how images are spread over nodes"),
-    "test_fraction": Key("float", 0.2, lo=0, hi=1, lo_open=True, example="0.2",
+    "test_fraction": Key("float", 0.2, lo=0.01, hi=1, example="0.2",
                          doc="digits: share of the images held out for accuracy"),
     "batch": Key("int", None, lo=0, hi=10**7, nullable=True, example="32",
                  doc="samples per local step (0: the node's whole dataset); default: digits 32, "
