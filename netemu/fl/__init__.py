@@ -1,0 +1,1 @@
+"""Federated learning: shared math of the FL protocols and compressed updates (``compress``)."""
