@@ -23,6 +23,7 @@ CONCERNS = {
     "live": 8,
     "graph": 9,
     "radio": 10,
+    "compress": 11,
 }
 
 
