@@ -125,6 +125,8 @@ def register(name: str):
     return deco
 
 
+from netemu.fl import compressors as _builtin  # noqa: E402,F401 - registers pca, qrcp, cur, topk, quantize
+
 CODEC_PARAMS: dict[str, Key] = {
     "kind": Key("str", default="none", choices=tuple(REGISTRY),
                 doc="compressor: none, pca, qrcp, cur, topk, quantize", example='"pca"'),
