@@ -42,8 +42,12 @@ def metrics_for(task, target, rounds: int = 0, every: int = 1):
     or the task's metrics, fully evaluated every ``every`` rounds and at the last (``rounds``)."""
     if task is None:
         return lambda proto, k, last=False: consensus_metrics(proto.estimate(), target)
-    return lambda proto, k, last=False: optimization_metrics(task, proto.estimate(),
-                                                             full=last or k % every == 0 or k >= rounds)
+    def metrics(proto, k, last=False):
+        m = optimization_metrics(task, proto.estimate(), full=last or k % every == 0 or k >= rounds)
+        more = getattr(proto, "extra_metrics", None)  # the FL protocols' counters
+        return m if more is None else {**m, **more()}
+
+    return metrics
 
 
 def divergence_limit(sc, x0) -> float:
@@ -147,4 +151,9 @@ class SimEngine:
                            self.on_round)
             clock.run()
         rt.res.wall_seconds = _time.perf_counter() - wall
-        return finish(rt, self.task)
+        res = finish(rt, self.task)
+        if self.sc.run.get("target_loss") is not None:
+            from netemu.fl.report import time_to_target
+
+            res.extra["time_to_target"] = time_to_target(res.rows, self.sc.run["target_loss"])
+        return res

@@ -25,6 +25,10 @@ BUILTIN = {
     "easgd": "netemu.protocols.easgd:EASGD",
     "broadcast-gossip": "netemu.protocols.broadcast_gossip:BroadcastGossip",
     "async-push-sum": "netemu.protocols.async_push_sum:AsyncPushSum",
+    "fedavg": "netemu.protocols.fedavg:FedAvg",
+    "fedasync": "netemu.protocols.fedasync:FedAsync",
+    "fedbuff": "netemu.protocols.fedbuff:FedBuff",
+    "fedfix": "netemu.protocols.fedfix:FedFix",
 }
 
 GROUP = "netemu.protocols"

@@ -141,8 +141,14 @@ def write_results(stage: Path, sc, results: list, task, suffix: str = "") -> Non
     """metrics.csv, summary.json and the plots of a run (``netemu run`` and ``netemu live``)."""
     write_metrics(stage / "metrics.csv", results)
     write_summary(stage / "summary.json", sc, results)
+    from netemu.fl import report as fl
+
+    if fl.is_fl(results):  # the federated-learning table: time to target, bytes, updates
+        fl.write_table(stage / "fl_table.csv", results, sc.run.get("target_loss"))
     if sc.output["plot"]:
         write_plots(stage, sc, results, optimization=task is not None, suffix=suffix)
+        if fl.is_fl(results):
+            fl.write_plots(stage, results, (sc.name or Path(sc.source).stem) + suffix, Plotter())
 
 
 def write_plots(stage: Path, sc, results: list, optimization: bool, suffix: str = "") -> None:

@@ -208,6 +208,21 @@ class Runtime:
             o.deliver(self.label, k, t, batch.receivers, batch.senders)
         self._call("on_message", batch, self.proto.on_message, batch, now=t)
 
+    def watch(self, observer) -> None:
+        """Add ``observer`` to the hooks after the start (a protocol that learns of its own lost
+        messages, as acknowledgements would tell it: the FL server)."""
+        self.observers = (*self.observers, observer)
+        self._on_transmit, self._on_deliver, self._on_drop = (
+            _watching(self.observers, hook) for hook in ("transmit", "deliver", "drop"))
+
+    def retried(self, recv: np.ndarray, send: np.ndarray, extra: np.ndarray) -> None:
+        """Messages ``send[m] → recv[m]`` that took ``extra[m]`` more attempts (uplink retries)."""
+        c = self.res.counters
+        c["retries"] = c.get("retries", 0) + int(extra.sum())
+        for o in self.observers:
+            if hasattr(o, "retry"):
+                o.retry(recv, send, extra)
+
     def dropped(self, k: int, t: float, recv: np.ndarray, send: np.ndarray, why: str) -> None:
         key = "late" if why == "late" else "drops"
         self.res.counters[key] += len(recv)

@@ -107,6 +107,9 @@ class SimTransport:
     def _schedule(self, plan, fields: dict, t: float) -> None:
         rt = self.rt
         lost = plan.lost
+        if plan.tries is not None and plan.tries.any():  # uplink retries (lost ones retried too)
+            more = plan.tries > 0
+            rt.retried(plan.recv[more], plan.send[more], plan.tries[more])
         if lost.any():
             rt.dropped(rt.k, t, plan.recv[lost], plan.send[lost], "loss")
             ok = ~lost

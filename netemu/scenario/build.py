@@ -51,7 +51,7 @@ def uplink(sc):
     if not u:
         return None
     return Uplink(u["server"], Delay(latency=u["latency"], bandwidth=u["bandwidth"], seed=sc.seed),
-                  IndependentLoss(u["loss"], sc.seed))
+                  IndependentLoss(u["loss"], sc.seed), u.get("retries", 0))
 
 
 def network(sc, trajectories=None, topology_=None) -> Network:

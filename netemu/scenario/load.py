@@ -243,6 +243,10 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     top["compute"] = check_compute(top["compute"], task, source)
     check_timing(top["compute"], task, protocols, source)
     check_static_weights(network, protocols, source)
+    for i, p in enumerate(protocols):  # checks against the network (FL: server, clients, buffer sizes)
+        check = getattr(registry.get(p["name"]), "check_scenario", None)
+        if check is not None:
+            check(p, network, f"{source}: [protocols #{i + 1}]")
     return Scenario(source=source, base_dir=base_dir, seed=top["seed"], name=top["name"],
                     network=network, mobility=mobility, run=run, task=task, output=output,
                     protocols=protocols, compute=top["compute"] or {},
@@ -401,6 +405,8 @@ def check_timing(compute: dict, task: dict, protocols: list[dict], source: str) 
         place = f"{source}: [protocols #{i + 1}] name = {p['name']!r}"
         if not cls.round_based:
             for key in ("deadline", "availability"):
+                if key == "availability" and getattr(cls, "uses_availability", False):
+                    continue  # FL clients go offline
                 if compute and compute.get(key) is not None:
                     raise ScenarioError(f"{place} is event-driven, but [compute] {key} is a setting of "
                                         f"round protocols (it shapes a round's compute phase); remove it")

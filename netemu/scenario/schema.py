@@ -98,6 +98,9 @@ UPLINK = {
     "bandwidth": Key("float", None, lo=1, hi=1e15, nullable=True, example="1e6",
                      doc="bytes/s; transfer time = encoded message bytes / bandwidth"),
     "loss": Key("float", 0.0, lo=0, hi=1, example="0.05", doc="probability that a message is lost"),
+    "retries": Key("int", 0, lo=0, hi=100, example="3",
+                   doc="times a lost message is sent again (each failed attempt costs its transfer time "
+                       "and one latency more) before it is dropped; counted as retries"),
 }
 
 MOBILITY = {
@@ -124,6 +127,12 @@ RUN = {
     "diverge_at": Key("float", 1e12, lo=1, hi=1e300, example="1e12",
                       doc="a protocol whose state exceeds this many times the initial scale (max |x⁰|, at "
                           "least 1) in magnitude, or is not finite, stops there, marked diverged"),
+    "on_diverge": Key("str", "stop", choices=("stop", "fail"),
+                      doc='a diverged protocol: "stop" it there, marked diverged, and run the others; '
+                          '"fail": the run fails with an error naming it (no outputs; a sweep records it)'),
+    "target_loss": Key("float", None, lo=-1e12, hi=1e12, nullable=True, example="0.5",
+                       doc="optimization: summary.json gives each protocol's time_to_target, the first "
+                           "simulated time its loss is at most this (null if never)"),
 }
 
 TASK = {

@@ -23,6 +23,8 @@ from functools import cached_property
 
 import numpy as np
 
+from netemu.rng import keyed_uniform
+
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     a.setflags(write=False)  # shared by every round of one graph
@@ -83,17 +85,22 @@ class Plan:
     msg: np.ndarray
     lost: np.ndarray
     arrive: np.ndarray
+    tries: np.ndarray | None = None  # extra attempts per reception (uplink retries); None: none
 
 
 @dataclass
 class Uplink:
     """A point-to-point link between every node and a server node (``server``), used by unicasts
     to or from the server instead of the radio: ``delay`` (latency + bytes / bandwidth) and
-    ``loss`` (per message, keyed by sender, message number and receiver, like the radio's)."""
+    ``loss`` (per message, keyed by sender, message number and receiver, like the radio's). A lost
+    message is sent again up to ``retries`` times (attempt ``a`` keyed by ``a`` as well); each failed
+    attempt costs its transfer time and one more ``latency`` (the missing acknowledgement), and a
+    message lost in every attempt is lost."""
 
     server: int
     delay: object
     loss: object
+    retries: int = 0
 
 
 class Network:
@@ -190,10 +197,23 @@ class Network:
             u = self.uplink
             size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
             lost = u.loss.lost_keyed(src[link], seqs[link], dst[link], self.n)
-            arrive = t + u.delay.delays(size, None, len(link))
+            d = u.delay.delays(size, None, len(link))
+            arrive = t + d
+            tries = None
+            if u.retries and lost.any():
+                tries = np.zeros(len(link), dtype=np.int64)
+                for a in range(1, u.retries + 1):  # a message is sent again while it is lost
+                    again = np.flatnonzero(lost)
+                    if not len(again):
+                        break
+                    tries[again] += 1
+                    s, q, r = src[link][again], seqs[link][again], dst[link][again]
+                    lost[again] = keyed_uniform(u.loss.seed, "loss", s, q, r, a) < u.loss.loss
+                arrive = t + tries * (d + u.delay.latency) + d
+                tries = np.concatenate([np.zeros(len(plan.recv), dtype=np.int64), tries])
             plan = Plan(np.concatenate([plan.recv, dst[link]]), np.concatenate([plan.send, src[link]]),
                         np.concatenate([plan.msg, link]), np.concatenate([plan.lost, lost]),
-                        np.concatenate([plan.arrive, arrive]))
+                        np.concatenate([plan.arrive, arrive]), tries)
         return plan, ~ok
 
     def _plan(self, recv, send, msg, seq, nbytes, index, t: float) -> Plan:

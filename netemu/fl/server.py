@@ -1,0 +1,442 @@
+"""What the FL protocols share: one server node, its clients, their messages and bookkeeping.
+
+Node ``server`` (``[network.uplink] server``, else the protocol's ``server`` key, else 0) holds the
+global model ``x`` (float64 ``[P]``) and its version (the number of aggregations so far); every
+other node is a client. A client is *idle* (may be selected), *busy* (its model is on the way,
+it trains, or its update is on the way) or *offline* (``[compute.availability]`` says it is off).
+
+1. The server sends a client the model: a unicast ``{"x": x, "v": version}`` (in the task's dtype;
+   its size is its encoded bytes, so bandwidth sets its transfer time). It goes over
+   ``[network.uplink]`` when there is one, else over the radio (the server has a position and a
+   range like every node).
+2. The client trains ``Q = local_steps`` SGD steps from it (``LocalTraining``): the durations of
+   its steps come from the straggler model (``[compute]``), one after another, after any earlier
+   work of that node.
+3. It uploads ``Δ = x_end − x_start`` compressed by the protocol's codec
+   (``netemu.fl.compress``): the message carries the codec's payload arrays, so its size is the
+   compressed size; with the version ``v`` its model came from. A client that is offline when it
+   finishes drops its update.
+4. The server decodes the update and hands it to the protocol (``on_update``), which applies the
+   rules of ``netemu.fl.aggregate`` and selects the next clients (``netemu.fl.aggregate`` again:
+   uniform or power-of-choice).
+
+A message lost on the way (after the uplink's retries) or sent out of radio range never arrives;
+the sender notices the missing acknowledgement after ``timeout`` seconds, and the server counts
+the client idle again (a lost upload counts in ``updates_dropped``). Staleness of an update is the
+number of server versions applied since its model was sent.
+
+Metrics (``extra_metrics``, one row per sample in metrics.csv): ``staleness`` (mean over the
+updates applied so far), ``staleness_max``, ``bytes_up``, ``bytes_down`` (retries included),
+``updates_applied``, ``updates_dropped``, ``updates_retried``, ``clients_idle``,
+``clients_training``, ``clients_offline``, ``model_version``. summary.json gets the staleness
+histogram and the mean reconstruction error and compression time of the updates.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from netemu import wire
+from netemu.arrays import host
+from netemu.errors import ScenarioError
+from netemu.fl import aggregate as agg
+from netemu.params import Key
+from netemu.protocol import EventProtocol
+from netemu.runtime.results import Observer
+
+IDLE, BUSY, DONE = 0, 1, 2  # DONE: an update arrived, the client waits for the next model (fedfix)
+SELECT = 11  # ctx.rng(SELECT): client selection
+
+COMMON = {
+    "local_steps": Key("int", 5, lo=1, hi=10**6, example="5", doc="Q: local SGD steps of a client per update"),
+    "lr": Key("float", 0.05, lo=0, lo_open=True, hi=1e6, example="0.05", doc="clients' SGD step size"),
+    "selection": Key("str", "uniform", choices=agg.SELECTION,
+                     doc="which idle clients the server picks: uniformly, or power-of-choice (d candidates "
+                         "drawn uniformly, those with the highest local loss kept)"),
+    "d": Key("int", None, nullable=True, lo=1, hi=10**8, example="10",
+             doc="power-of-choice: candidates drawn per selection (default: twice the clients needed)"),
+    "compress": Key("table", None, nullable=True, example='{ kind = "pca", rank = 10 }',
+                    doc="compressor of the updates (netemu.fl.compress); default none"),
+    "server": Key("int", None, nullable=True, lo=0, hi=10**8, example="0",
+                  doc="node id of the server; default: [network.uplink] server, or 0"),
+    "timeout": Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="1.0",
+                   doc="seconds after which a lost message (no acknowledgement) frees its client"),
+    "batched": Key("bool", True, doc="the local steps of clients training at the same time are computed "
+                                     "in one batched call per step; false: one client at a time"),
+}
+
+
+def model_shapes(task) -> list[tuple]:
+    """The tensor shapes of ``task``'s flat parameter vector, in order (one flat tensor when the
+    model does not say)."""
+    shapes = getattr(task, "shapes", None) or getattr(task.model, "shapes", None)
+    if shapes:
+        return [tuple(s) for s in shapes]
+    slices = getattr(task.model, "slices", None)  # netemu.compute.models.MLP
+    if slices:
+        return [s for _, _, o, i in slices for s in ((o, i), (o,))]
+    return [(int(task.dim),)]
+
+
+class LocalTraining:
+    """``Q`` SGD steps per client job, computed lazily: a job is only a start model and a finish
+    time until its result is asked for; then every job not yet computed (``batched``) or only that
+    one advances, one batched ``ctx.compute`` gradient call per step for all of them. A job's
+    result is a pure function of its start model and its minibatches, so computing it early gives
+    what computing it on time would; with full-batch tasks the two modes give the same bits."""
+
+    def __init__(self, ctx, steps: int, lr: float, batched: bool) -> None:
+        self.comp, self.steps, self.lr, self.batched = ctx.compute, steps, lr, batched
+        self.x: dict[int, np.ndarray] = {}  # client -> start model, then its result
+        self.todo: dict[int, None] = {}  # clients whose jobs are not computed yet, in start order
+
+    def start(self, clients: np.ndarray, x_start: np.ndarray, now: float) -> np.ndarray:
+        """Start the jobs; returns their finish times."""
+        comp, times, Q = self.comp, self.comp.times, self.steps
+        idx = comp.step_index[clients]
+        if len(clients) == 1:  # one client (the common case): its rows, no grouping
+            c, j = int(clients[0]), int(idx[0])
+            total = np.array([math.fsum(times._row(j + q)[c] for q in range(Q))])
+        else:
+            total = np.zeros(len(clients))
+            for q in range(Q):
+                total += times.draw(clients, idx + q)
+        comp.step_index[clients] = idx + Q
+        finish = np.maximum(comp.busy_until[clients], now) + total
+        comp.busy_until[clients] = finish
+        for c, x in zip(clients.tolist(), x_start):
+            self.x[c] = x
+            self.todo[c] = None
+        return finish
+
+    def result(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(x_start, x_end)`` of client ``c``'s job (which ends)."""
+        if c in self.todo:
+            self._compute(list(self.todo) if self.batched else [c])
+        return self.x.pop(c)
+
+    def cancel(self, c: int) -> None:
+        self.todo.pop(c, None)
+        self.x.pop(c, None)
+
+    def _compute(self, clients: list[int]) -> None:
+        x0 = np.stack([self.x[c] for c in clients])
+        nodes = np.asarray(clients, dtype=np.int64)
+        x = x0
+        for _ in range(self.steps):
+            x = x - self.lr * host(self.comp.handle.grad(nodes, x).result())
+        for m, c in enumerate(clients):
+            self.x[c] = (x0[m], x[m])
+            self.todo.pop(c, None)
+
+
+class _Acks(Observer):
+    """Tells the server of its lost messages and of uplink retries (what acknowledgements would)."""
+
+    def __init__(self, proto: "FLServer") -> None:
+        self.proto = proto
+
+    def drop(self, label, k, t, recv, send, why):
+        self.proto._lost(recv, send)
+
+    def retry(self, recv, send, extra):
+        self.proto._retried(recv, send, extra)
+
+
+class FLServer(EventProtocol):
+    """Base of the FL protocols: subclasses implement ``on_begin`` (time 0), ``on_update`` (an
+    update arrived), optionally ``on_free`` (a client is idle again) and ``on_server_timer``."""
+
+    needs_compute: ClassVar[bool] = True
+    uses_availability: ClassVar[bool] = True  # [compute.availability] takes clients offline
+    params: ClassVar[dict] = COMMON
+
+    def __init__(self, ctx, **params) -> None:
+        defaults = {k: v.default for k, v in type(self).params.items()}
+        super().__init__(ctx, **{**defaults, **params})
+
+    # -- checks -------------------------------------------------------------------------------
+
+    @classmethod
+    def check_scenario(cls, p: dict, network: dict, where: str) -> None:
+        """Scenario-level checks of ``[[protocols]]`` entry ``p`` (``where``: its place)."""
+        from netemu.fl.compress import check_codec
+
+        n, up = network["nodes"], network.get("uplink")
+        if n < 2:
+            raise ScenarioError(f"{where} name = {p['name']!r} needs a server and at least one client; "
+                                f"set [network] nodes >= 2")
+        if p.get("server") is not None:
+            if p["server"] >= n:
+                raise ScenarioError(f"{where} server = {p['server']} is not a node: ids are 0..{n - 1}; "
+                                    f"pick one of them")
+            if up and p["server"] != up["server"]:
+                raise ScenarioError(f"{where} server = {p['server']} differs from [network.uplink] server = "
+                                    f"{up['server']}; remove one of them")
+        check_codec(p.get("compress"), f"{where} compress")
+        cls.check_params(p, n - 1, where)
+
+    @classmethod
+    def check_params(cls, p: dict, clients: int, where: str) -> None:
+        """Checks of a protocol's own keys against the number of ``clients``."""
+
+    # -- life -----------------------------------------------------------------------------------
+
+    def start(self, x0) -> None:
+        from netemu.fl.compress import build_codec
+
+        ctx, p = self.ctx, self.p
+        rt = ctx.runtime
+        self.n = n = ctx.n
+        up = rt.net.uplink
+        self.server = p["server"] if p["server"] is not None else (up.server if up is not None else 0)
+        self.clients = np.array([i for i in range(n) if i != self.server], dtype=np.int64)
+        self.task = ctx.compute.handle.task
+        self.x = np.array(host(x0)[0], dtype=np.float64)
+        self.P = len(self.x)
+        self.wdt = np.float32 if "float32" in str(self.task.dtype) else np.float64
+        self.version = 0
+        self.status = np.zeros(n, dtype=np.int8)
+        self.base: dict[int, np.ndarray] = {}  # client -> the model the server sent it
+        self.sizes = np.asarray(self.task.sizes, dtype=np.float64)
+        label = getattr(rt, "label", self.name)
+        self.codec = build_codec(p["compress"], model_shapes(self.task), n,
+                                 f"[protocols] {label} compress", seed=ctx.seed)
+        self.trainer = LocalTraining(ctx, p["local_steps"], p["lr"], p["batched"])
+        self.avail = getattr(rt.compute_clock, "avail", None)
+        self.rng = ctx.rng(SELECT)
+        self.nbytes = np.zeros(n, dtype=np.int64)  # size of the last message to / from each client
+        self.count = dict(bytes_up=0, bytes_down=0, updates_applied=0, updates_dropped=0, updates_retried=0)
+        self.stale: dict[int, int] = {}
+        self.stale_sum = 0
+        self.errors, self.seconds = [], []
+        self._fill_pending = False
+        self.started_at: dict[int, int] = {}  # client -> the version its model came from (as it heard)
+        rt.watch(_Acks(self))
+        self._check_link()
+
+    def _check_link(self) -> None:
+        net = self.ctx.runtime.net
+        if net.uplink is not None and net.uplink.server == self.server:
+            return
+        recv, send, bounds = net.graph(0.0)
+        s = self.server
+        hears = bounds[s + 1] > bounds[s]  # someone hears the server
+        heard = np.any(recv == s)
+        if not (hears and heard):
+            raise ScenarioError(f"[protocols] {self.name}: the server (node {s}) has no radio link to any client "
+                                f"at t = 0 and there is no [network.uplink]; add [network.uplink] server = {s}, "
+                                f"raise [network] range, or move the nodes closer")
+
+    def on_start(self) -> None:
+        self.on_begin()
+
+    def estimate(self) -> np.ndarray:
+        return self.x[None, :]
+
+    # -- clients --------------------------------------------------------------------------------
+
+    def online(self, nodes=None) -> np.ndarray:
+        nodes = self.clients if nodes is None else nodes
+        if self.avail is None:
+            return np.ones(len(nodes), dtype=bool)
+        return self.avail.online(self.ctx.now)[nodes]
+
+    def idle(self) -> np.ndarray:
+        """Clients that may be selected now: idle and online."""
+        c = self.clients[self.status[self.clients] == IDLE]
+        return c[self.online(c)]
+
+    def select(self, m: int) -> np.ndarray:
+        """``m`` of the idle clients, by ``selection``."""
+        cand = self.idle()
+        if m <= 0 or not len(cand):
+            return cand[:0]
+        if self.p["selection"] == "uniform" or m >= len(cand):
+            return agg.select_uniform(self.rng, cand, m)
+        d = self.p["d"] or 2 * m
+        pool = agg.select_uniform(self.rng, cand, max(d, m))
+        losses = np.zeros(self.n)
+        losses[pool] = self.local_losses(pool)
+        return agg.select_power_of_choice(self.rng, pool, losses, len(pool), m)
+
+    def local_losses(self, clients: np.ndarray) -> np.ndarray:
+        """Each client's loss on its own data at the server model (power-of-choice's query)."""
+        import torch
+
+        t = self.task
+        size, off = t.sizes[clients][:, None], t.offsets[clients][:, None]
+        width = np.arange(int(size.max()))[None, :]
+        idx = torch.as_tensor(off + np.minimum(width, size - 1), device=t.device)
+        w = t._t(np.where(width < size, 1.0 / size, 0.0))
+        p = t.capture(np.repeat(self.x[None], len(clients), axis=0))
+        with torch.no_grad():
+            loss, _ = t.model.loss_grad(p, t.X[idx], t.y[idx], w)
+        return host(loss).astype(np.float64)
+
+    def dispatch(self, clients: np.ndarray) -> None:
+        """Send the current model to ``clients``."""
+        if not len(clients):
+            return
+        m = len(clients)
+        fields = {"x": np.broadcast_to(self.x.astype(self.wdt), (m, self.P)),
+                  "v": np.full((m, 1), self.version, dtype=np.int64)}
+        nb = wire.message_bytes(fields, self.n)
+        self.count["bytes_down"] += nb * m
+        self.nbytes[clients] = nb
+        self.status[clients] = BUSY
+        for c in clients.tolist():
+            self.base[c] = self.x
+        self.ctx.send(self.server, clients, fields)
+
+    def fill(self, slots: int) -> None:
+        """Start up to ``slots`` more clients; try again a period later when none is idle."""
+        chosen = self.select(slots)
+        self.dispatch(chosen)
+        if len(chosen) < slots and not self._fill_pending:
+            self._fill_pending = True
+            self.ctx.set_timer([self.server], self.ctx.period, "fill")
+
+    def busy(self) -> int:
+        return int(np.count_nonzero(self.status[self.clients] == BUSY))
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def on_message(self, batch) -> None:
+        if batch.receivers[0] == self.server:
+            self._uploads(batch)
+        else:
+            self._downloads(batch)
+
+    def _downloads(self, batch) -> None:
+        cl, rows = batch.receivers, batch.rows
+        on = self.online(cl)
+        if not on.all():  # an off client hears nothing: the server times out
+            self.ctx.set_timer(cl[~on], self.p["timeout"], "lost-down")
+            cl, rows = cl[on], rows[on]
+        if not len(cl):
+            return
+        x = np.asarray(batch.fields["x"][rows], dtype=np.float64)
+        for c, v in zip(cl.tolist(), batch.fields["v"][rows, 0].tolist()):
+            self.started_at[c] = v
+        finish = self.trainer.start(cl, x, self.ctx.now)
+        self.ctx.set_timer(cl, finish - self.ctx.now, "trained")
+
+    def _trained(self, nodes: np.ndarray) -> None:
+        nodes = np.sort(nodes)
+        on = self.online(nodes)
+        sends, payloads = [], []
+        for c, ok in zip(nodes.tolist(), on.tolist()):
+            if not ok:  # off when done: the update is lost with it
+                self.trainer.cancel(c)
+                self.count["updates_dropped"] += 1
+                self.ctx.set_timer([c], self.p["timeout"], "lost-up")
+                continue
+            x0, x1 = self.trainer.result(c)
+            enc = self.codec.encode(c, (x1 - x0).astype(self.wdt))
+            self.errors.append(enc.error)
+            self.seconds.append(enc.seconds)
+            sends.append(c)
+            payloads.append(enc.payload)
+        if not sends:
+            return
+        keys = sorted(payloads[0])
+        same = all(sorted(pl) == keys and all(pl[k].shape == payloads[0][k].shape for k in keys) for pl in payloads)
+        groups = [(sends, payloads)] if same else [([c], [pl]) for c, pl in zip(sends, payloads)]
+        for cs, pls in groups:
+            fields = {"c_" + k: np.stack([np.asarray(pl[k]) for pl in pls]) for k in keys}
+            fields["v"] = np.array([[self.started_at[c]] for c in cs], dtype=np.int64)
+            nb = wire.message_bytes(fields, self.n)
+            src = np.asarray(cs, dtype=np.int64)
+            self.count["bytes_up"] += nb * len(cs)
+            self.nbytes[src] = nb
+            self.ctx.send(src, np.full(len(cs), self.server, dtype=np.int64), fields)
+
+    def _uploads(self, batch) -> None:
+        keys = [k for k in batch.fields if k.startswith("c_")]
+        arrived = []
+        for c, r in zip(batch.senders.tolist(), batch.rows.tolist()):
+            delta = np.asarray(self.codec.decode({k[2:]: batch.fields[k][r] for k in keys}), dtype=np.float64)
+            v = int(batch.fields["v"][r, 0])
+            self.status[c] = IDLE
+            arrived.append((c, delta, v))
+        for c, delta, v in arrived:
+            self.on_update(c, delta, v)
+        self.after_updates()
+
+    def on_timer(self, nodes: np.ndarray, tag) -> None:
+        if tag == "trained":
+            self._trained(nodes)
+        elif tag in ("lost-up", "lost-down"):
+            self.status[nodes] = IDLE
+            for c in nodes.tolist():
+                self.base.pop(c, None)
+                self.on_free(c)
+            self.after_updates()
+        elif tag == "fill":
+            self._fill_pending = False
+            self.after_updates()
+        else:
+            self.on_server_timer(tag)
+
+    def _lost(self, recv: np.ndarray, send: np.ndarray) -> None:
+        up = recv == self.server
+        if up.any():
+            self.count["updates_dropped"] += int(np.count_nonzero(up))
+            self.ctx.set_timer(send[up], self.p["timeout"], "lost-up")
+        if (~up).any():
+            self.ctx.set_timer(recv[~up], self.p["timeout"], "lost-down")
+
+    def _retried(self, recv: np.ndarray, send: np.ndarray, extra: np.ndarray) -> None:
+        up = recv == self.server
+        self.count["updates_retried"] += int(extra[up].sum())
+        self.count["bytes_up"] += int((extra[up] * self.nbytes[send[up]]).sum())
+        self.count["bytes_down"] += int((extra[~up] * self.nbytes[recv[~up]]).sum())
+
+    # -- what subclasses implement --------------------------------------------------------------
+
+    def on_begin(self) -> None:
+        raise NotImplementedError
+
+    def on_update(self, c: int, delta: np.ndarray, v: int) -> None:
+        """Client ``c``'s update ``Δ = x_end − x_start`` from the model of version ``v`` arrived."""
+        raise NotImplementedError
+
+    def after_updates(self) -> None:
+        """After the updates (or lost messages) of one instant: e.g. start more clients."""
+
+    def on_free(self, c: int) -> None:
+        """Client ``c`` is idle again after a lost message."""
+
+    def on_server_timer(self, tag) -> None:
+        """A timer the protocol set on the server."""
+
+    # -- bookkeeping ----------------------------------------------------------------------------
+
+    def applied(self, taus) -> None:
+        """Count updates applied with staleness ``taus``."""
+        for t in np.atleast_1d(np.asarray(taus, dtype=np.int64)).tolist():
+            self.stale[t] = self.stale.get(t, 0) + 1
+            self.stale_sum += t
+            self.count["updates_applied"] += 1
+
+    def extra_metrics(self) -> dict:
+        st = self.status[self.clients]
+        on = self.online()
+        applied = self.count["updates_applied"]
+        m = {"staleness": self.stale_sum / applied if applied else 0.0,
+             "staleness_max": float(max(self.stale, default=0)),
+             **{k: float(v) for k, v in self.count.items()},
+             "clients_idle": float(np.count_nonzero(on & (st != BUSY))),
+             "clients_training": float(np.count_nonzero(on & (st == BUSY))),
+             "clients_offline": float(np.count_nonzero(~on)),
+             "model_version": float(self.version)}
+        extra = self.ctx.runtime.res.extra
+        extra["staleness_histogram"] = {str(k): v for k, v in sorted(self.stale.items())}
+        extra["compress"] = {"kind": self.codec.kind, "updates": len(self.errors),
+                             "mean_error": float(np.mean(self.errors)) if self.errors else 0.0,
+                             "mean_seconds": float(np.mean(self.seconds)) if self.seconds else 0.0}
+        return m
