@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "run": "netemu.api",
     "load": "netemu.api",
+    "sweep": "netemu.sweep",
+    "SweepResults": "netemu.sweeps",
     "Results": "netemu.api",
     "Scenario": "netemu.scenario.load",
     "check_protocol": "netemu.checks",
@@ -28,8 +30,8 @@ _LAZY = {
     "RunResult": "netemu.runtime.results",
 }
 
-__all__ = ["run", "Results", "Scenario", "load", "check_protocol", "Protocol", "EventProtocol", "Batch",
-           "Context", "Observer", "RunResult", "NetemuError", "ScenarioError", "ProtocolError",
+__all__ = ["run", "Results", "sweep", "SweepResults", "Scenario", "load", "check_protocol", "Protocol",
+           "EventProtocol", "Batch", "Context", "Observer", "RunResult", "NetemuError", "ScenarioError", "ProtocolError",
            "__version__"]
 
 

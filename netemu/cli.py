@@ -122,6 +122,69 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
                 click.echo(f"wrote {out}/{metric}.png")
 
 
+@main.command("sweep")
+@click.argument("scenario", type=click.Path(path_type=Path))
+@click.option("--grid", "grids", multiple=True, metavar="KEY=V1,V2,…",
+              help="a scenario key and its values, e.g. --grid network.loss=0,0.1,0.3 (repeatable; over "
+                   "the file's sweep table)")
+@click.option("--seeds", type=int, default=1, show_default=True,
+              help="seeds per grid combination, from the scenario's seed on")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="local worker processes (default: the cores)")
+@click.option("--ray", "ray", default=None, metavar="auto|ADDRESS",
+              help="run on Ray instead: auto (a local instance) or a cluster's HOST:PORT / ray://HOST:PORT")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="sweep folder (default: results/<scenario name>-sweep); finished runs there are kept")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario value")
+@click.option("--x", "x_axis", type=click.Choice(["round", "time"]), default="round", show_default=True,
+              help="x-axis of the band plots")
+@click.option("--progress/--no-progress", default=None, help="progress bar (default: on a terminal)")
+@click.option("--max-memory", "max_memory", default=None, metavar="SIZE", help="memory one run may use")
+def sweep_cmd(scenario: Path, grids: tuple, seeds: int, jobs, ray, out, overrides: tuple, x_axis: str,
+              progress, max_memory) -> None:
+    """Run SCENARIO over grids × seeds; write DIR/runs/<id>/, sweep.csv, series, bands, tables.
+    Exit status 1 when a run failed (see DIR/failed.csv); run it again to finish what is missing."""
+    from netemu.sweeps import run_sweep
+
+    out = out or Path("results") / f"{scenario.stem}-sweep"
+    try:
+        res = run_sweep(scenario, seeds=seeds, out=out, jobs=jobs, ray=ray, progress=progress, x=x_axis,
+                        max_memory=max_memory, grids=grids, overrides=overrides, echo=click.echo)
+    except (KeyboardInterrupt, Terminated):
+        click.echo(f"stopped: the finished runs are kept in {out}/runs; run the same command again to "
+                   f"run the rest", err=True)
+        raise
+    _sweep_done(res)
+    if len(res.failed):
+        click.echo(f"{len(res.failed)} of {len(res.manifest['runs'])} runs failed; see {res.out}/failed.csv",
+                   err=True)
+        sys.exit(1)
+
+
+def _sweep_done(res) -> None:
+    for f in [res.out / "sweep.csv", res.out / "tables.md"]:
+        click.echo(f"wrote {f}")
+    bands = sorted(res.out.glob("band_*.png"))
+    if bands:
+        click.echo(f"wrote {', '.join(str(b) for b in bands)}")
+
+
+@main.command("report")
+@click.argument("dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--x", "x_axis", type=click.Choice(["round", "time"]), default="round", show_default=True,
+              help="x-axis of the band plots")
+def report_cmd(dir: Path, x_axis: str) -> None:
+    """Redraw a sweep's sweep.csv, series, band plots and tables from DIR, running nothing."""
+    from netemu.sweeps import redraw
+
+    res = redraw(dir, x=x_axis)
+    _sweep_done(res)
+    missing = len(res.manifest["runs"]) - res.finals.loc[res.finals["status"] == "ok", "run"].nunique()
+    if missing:
+        click.echo(f"{missing} of {len(res.manifest['runs'])} runs have no results "
+                   f"({len(res.failed)} failed)", err=True)
+
+
 @main.command("plot-sweep")
 @click.argument("dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--x", "x_key", required=True, metavar="KEY",
@@ -224,3 +287,12 @@ def _add_live_command() -> None:
 
 
 _add_live_command()
+
+
+def _add_view_command() -> None:
+    from netemu.cli_view import view
+
+    main.add_command(view)
+
+
+_add_view_command()

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from netemu.engine import SimEngine
-from netemu.errors import ScenarioError
+from netemu.errors import NetemuError, ScenarioError
 from netemu.outputs import Plotter, opt_plots, staged, write_metrics, write_summary
 from netemu.tasks import OPTIMIZATION
 from netemu.tasks.consensus import initial_values
@@ -127,6 +127,9 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
             for p in sc.protocols:
                 bar.set_description(p["label"])
                 results.append(engine.run_protocol(p))
+                if results[-1].diverged and sc.run.get("on_diverge") == "fail":
+                    raise NetemuError(f"{sc.source}: protocol {p['label']!r} diverged at round "
+                                      f"{results[-1].diverged_at_round} and [run] on_diverge = \"fail\"")
                 if log:
                     log(results[-1])
         finally:

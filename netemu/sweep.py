@@ -1,4 +1,7 @@
-"""Sweeps: one scenario run per combination of its ``sweep`` table, side by side.
+"""Sweeps. ``netemu.sweep(...)`` (this module, callable) runs a sweep over grids × seeds:
+``netemu.sweeps.run_sweep``, ``netemu sweep``, docs/sweeps.md.
+
+Below, the side-by-side sweep of ``netemu run``: one scenario run per combination of its ``sweep`` table, side by side.
 
 Each combination writes its own outputs into ``OUT/<key=value,…>/``; the sweep adds one figure
 ``OUT/<metric>.png`` with a panel per combination (same y-axis), so the effect of the swept value
@@ -13,6 +16,8 @@ each marked.
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -292,3 +297,23 @@ def plot_sweep(path: Path, points: list[dict], metric: str, x: str, *, marks=(),
     fig.tight_layout()
     fig.savefig(path)
     return bests
+
+
+# -- ``netemu.sweep(...)``: this module is callable, as the sweep of netemu.sweeps ------------------
+
+def sweep(*args, **kwargs):
+    """``netemu.sweeps.run_sweep``: a sweep over grids × seeds (see its docstring)."""
+    from netemu.sweeps import run_sweep
+
+    return run_sweep(*args, **kwargs)
+
+
+class _CallableModule(types.ModuleType):
+    """``netemu.sweep`` is this module once anything imports it (``from netemu.sweep import …``),
+    and the function ``sweep`` before: both calls run a sweep."""
+
+    def __call__(self, *args, **kwargs):
+        return sweep(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
