@@ -2,7 +2,7 @@
 
 A transmission is a msgpack map::
 
-    {"v": 1, "t": "tx", "src": <node id>, "r": <round>, "f": {<field>: [<dtype>, <shape>, <bytes>]}}
+    {"v": 2, "t": "tx", "src": <node id>, "r": <round>, "f": {<field>: [<dtype>, <shape>, <bytes>]}}
 
 Arrays travel as raw little-endian bytes with their dtype string and shape. The simulator uses the
 encoded size of a node's message for ``bytes_sent`` and for serialization delay
@@ -14,7 +14,7 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 
-VERSION = 1
+VERSION = 2  # version 2 adds fragments (docs/wire.md); its other messages are those of version 1
 
 
 def pack_array(a: np.ndarray) -> list:

@@ -164,7 +164,7 @@ async def fuzz(session, sent: dict, done: asyncio.Event) -> None:
     kinds = {
         "random": lambda: rnd.randbytes(rnd.randint(1, 300)),
         "truncated": lambda: (lambda b: b[:rnd.randint(0, len(b) - 1)])(_tx(3)),
-        "version": lambda: (_tx(3, v=2) if rnd.random() < 0.5
+        "version": lambda: (_tx(3, v=3) if rnd.random() < 0.5
                             else msgpack.packb({"v": 9, "t": "hello", "id": None})),
         "unknown_sender": lambda: _tx(rnd.choice([8, 99, -1, 2**40])),
         "spoofed": lambda: _tx(rnd.randrange(8)) if rnd.random() < 0.8 else M.bye(src=3),
@@ -323,13 +323,13 @@ def test_live_only_checks_before_any_socket(tmp_path, scenario_file):
         [network]
         nodes = 100
         [live]
-        max_datagram = 600
+        max_message = 600
         [[protocols]]
         name = "pulm"
     """)
     r = CliRunner().invoke(main, ["live", str(big), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2
-    assert "one node's message is" in r.output and "raise max_datagram" in r.output
+    assert "one node's message is 855 bytes" in r.output and "raise max_message" in r.output
     assert not (tmp_path / "o").exists()
     two = scenario_file("""
         [network]
@@ -383,7 +383,7 @@ def test_hello_claims_refusals_and_repeats():
 @pytest.mark.parametrize("data,reason", [
     (b"", "truncated"), (b"\xc1", "garbage"), (b"\x01\x02", "garbage"), (b"\x92\x01", "truncated"),
     (msgpack.packb([1]), "malformed"), (msgpack.packb({"v": "1", "t": "tx"}), "malformed"),
-    (msgpack.packb({"v": 2, "t": "tx"}), "version"), (b"\x00" * 600, "oversize"),
+    (msgpack.packb({"v": 3, "t": "tx"}), "version"), (b"\x00" * 600, "oversize"),
     (msgpack.packb({"v": 1, "t": "tx"})[:-1], "truncated"), (b"\xa2\xff\xfe", "garbage"),
 ])
 def test_decode_names_the_reason(data, reason):

@@ -543,9 +543,9 @@ def test_live_checks_before_any_socket(tmp_path):
     sc = scenario(live={"external": [7], "timeout": 0.01})
     with pytest.raises(ScenarioError, match=r"\[live\] timeout = 0.01 s is not longer than one round"):
         run_live(sc, tmp_path / "o")
-    big = scenario(live={"key_file": keyfile(tmp_path), "max_datagram": 512}, nodes=56)
-    with pytest.raises(ScenarioError, match=r"with its 24-byte tag\) with 56 nodes, more than \[live\] "
-                                            r"max_datagram = 512"):
+    big = scenario(live={"key_file": keyfile(tmp_path), "max_message": 512}, nodes=60)
+    with pytest.raises(ScenarioError, match=r"message is 535 bytes with 60 nodes, more than \[live\] "
+                                            r"max_message = 512"):
         run_live(big, tmp_path / "o")
     for live, text in (({"on_departure": "stop"}, "is not one of continue, fail"),
                        ({"max_drop_share": 2}, "max_drop_share = 2.0 is out of range"),

@@ -2,8 +2,8 @@
 
 ``settings`` gives the ``[live]`` table with defaults filled in (the scenario loader has already
 checked its types and ranges). ``preflight`` checks what only a live run needs, so that a run
-never fails half-way: every protocol is round-based; one node's message fits in one datagram
-(``[live] max_datagram``: messages are never fragmented); with external nodes there is exactly one
+never fails half-way: one node's message of a round protocol is at most ``[live] max_message``
+bytes (a longer one than ``[live] max_datagram`` travels as fragments); with external nodes there is exactly one
 ``[[protocols]]`` entry and its message shows each node's estimate; there are enough file
 descriptors for one socket per local node; the ports fit below 65536; an external node's
 ``timeout`` is longer than one round. ``security`` reads the key and refuses to bind another
@@ -23,7 +23,6 @@ import numpy as np
 from netemu import registry, wire
 from netemu.errors import ScenarioError
 from netemu.live import auth
-from netemu.live import messages as M
 from netemu.live.external import estimator
 from netemu.protocol import Context
 from netemu.scenario import schema as S
@@ -132,6 +131,10 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
         raise ScenarioError(f"{where}: [live] timeout = {live['timeout']:g} s is not longer than one round "
                             f"({wall:g} wall seconds: period / time_scale), and an external node sends once per "
                             f"round; raise timeout to a few rounds, e.g. timeout = {max(10.0, 5 * wall):g}")
+    if live["reassembly_bytes"] < live["max_message"]:
+        raise ScenarioError(f"{where}: [live] reassembly_bytes = {live['reassembly_bytes']} is less than [live] "
+                            f"max_message = {live['max_message']}: a message of the largest size could never be "
+                            f"reassembled; raise reassembly_bytes to at least {live['max_message']}")
     port = live["port_base"]
     if port and port + n > 65535:
         raise ScenarioError(f"{where}: [live] port_base = {port} leaves no room for {n} node ports "
@@ -151,13 +154,10 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
         if not fields:
             raise ScenarioError(f"{place}: protocol {p['name']!r} sends no message; nothing to run live")
         size = wire.message_bytes(fields, n)
-        tagged = " (with its 24-byte tag)" if live.get("key_file") else ""
-        if live.get("key_file"):
-            size += auth.TRAILER
-        if size > live["max_datagram"]:
-            raise ScenarioError(f"{place}: one node's message is {size} bytes{tagged} with {n} nodes, more than "
-                                f"[live] max_datagram = {live['max_datagram']} (messages are not "
-                                f"fragmented); raise max_datagram (at most {M.UDP_MAX}) or use fewer nodes")
+        if size > live["max_message"]:
+            raise ScenarioError(f"{place}: one node's message is {size} bytes with {n} nodes, more than "
+                                f"[live] max_message = {live['max_message']} (the largest message reassembled "
+                                f"from fragments); raise max_message (and reassembly_bytes) or use fewer nodes")
         if ext and estimator(fields) is None:
             raise ScenarioError(f"{place}: protocol {p['name']!r} cannot have external nodes: its message "
                                 f"({', '.join(fields)}) carries neither 'x' nor 's' and 'w', so an external "

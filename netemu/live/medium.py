@@ -17,7 +17,10 @@ It trusts nothing it receives:
   skipped by a sender count as ``dropped["seq_gap"]``;
 - values must be finite and within ``[live] max_abs``: a transmission with a NaN, an infinity
   or 1e300 is rejected whole (``non_finite``, ``too_large``) and reaches no node's state;
-- an external id is granted once (``external.Externals.claim``).
+- an external id is granted once (``external.Externals.claim``);
+- a message longer than one datagram arrives as fragments (``fragments.py``), accepted only from
+  a node's registered address and reassembled within bounded memory; the medium checks the whole
+  message, then forwards it in fragments again, each tagged for its receiver.
 
 Anything unusable is dropped and counted in ``rejected`` by reason (``messages.REASONS``); no
 datagram can stop the medium. The runtime drives it: ``begin_round`` before each round's
@@ -33,7 +36,7 @@ import math
 import numpy as np
 
 from netemu import wire
-from netemu.live import auth
+from netemu.live import auth, fragments
 from netemu.live import messages as M
 from netemu.live.udp import Endpoint, enlarge_buffers, open_endpoint
 
@@ -78,9 +81,14 @@ class Medium(asyncio.DatagramProtocol):
 
     def __init__(self, n: int, spec: M.FieldSpec, externals, delay, time_scale: float,
                  max_datagram: int, keys: auth.Keyring | None = None, max_abs: float = math.inf,
-                 limit=None) -> None:
+                 limit=None, frags: fragments.Reassembler | None = None) -> None:
         self.n, self.spec, self.ext = n, spec, externals
         self.delay, self.scale, self.max_datagram = delay, time_scale, max_datagram
+        self.room = max_datagram - (auth.TRAILER if keys is not None else 0)  # longest unfragmented message
+        self.frags = frags or fragments.Reassembler(16 * 2**20, 64 * 2**20, 5.0)
+        self.msg_no = 0  # message numbers of the medium's fragmented copies
+        self.message_bytes = 0  # one node's message of a round protocol (set by the session), else 0
+        self._pieces = (None, ())  # the last message split, and its fragments
         self.keys, self.max_abs, self.limit = keys, max_abs, limit
         no_jitter = delay.jitter == "none" or delay.scale <= 0
         self.instant = delay.latency == 0 and not delay.bandwidth and no_jitter
@@ -106,7 +114,8 @@ class Medium(asyncio.DatagramProtocol):
         self.dropped = dict.fromkeys(DROP_CAUSES, 0)  # kernel: filled in by the runtime at the end
         self.stats = dict(received=0, from_nodes=0, rate_limited_nodes=0, accepted=0, bytes_accepted=0,
                           forwarded_local=0, forwarded_external=0, drops=0, late=0, late_tx=0,
-                          absent=0, icmp_errors=0, reports=0, challenges=0)
+                          absent=0, icmp_errors=0, reports=0, challenges=0, reassembled=0,
+                          fragments_sent=0)
         self._logged = False
 
     # -- asyncio protocol --------------------------------------------------------------------
@@ -144,6 +153,11 @@ class Medium(asyncio.DatagramProtocol):
             t = msg["t"]
             if not fresh and t != "hello":  # only a first hello may be tagged under the zero run id
                 raise M.Rejected("bad_tag")
+            if t == "frag":
+                data, msg = self._fragment(msg, addr)
+                if data is None:  # more fragments to come
+                    return
+                t = msg["t"]
             if t == "tx":
                 self._tx(msg, data, addr)
             elif t == "hello":
@@ -156,7 +170,7 @@ class Medium(asyncio.DatagramProtocol):
             self.rejected[e.reason] += 1
             if e.reason == "version" and e.msg is not None and e.msg.get("t") == "hello":
                 self._reply(M.refuse(f"version {e.msg.get('v')!r}: this medium speaks "
-                                     f"version {M.VERSION}"), addr)
+                                     f"versions {' and '.join(map(str, M.ACCEPTED))}"), addr)
         except Exception:  # never let one datagram stop the medium
             self.rejected["error"] += 1
             if not self._logged:
@@ -194,6 +208,7 @@ class Medium(asyncio.DatagramProtocol):
     def finish(self, why: str = "end") -> None:
         """Say ``bye`` to every present external node; forwarding stops."""
         self.plan = self.prev = None
+        self.frags.close()
         if self.transport is None or self.closed or self.transport.is_closing():
             return
         for i in self.ext.ids:
@@ -233,6 +248,26 @@ class Medium(asyncio.DatagramProtocol):
         self.transport.sendto(payload, self.addr[i])
 
     # -- message handling ---------------------------------------------------------------------
+
+    def _fragment(self, msg: dict, addr) -> tuple:
+        """``(message bytes, decoded map)`` once a fragment completes its message, else
+        ``(None, None)``; fragments come from a registered node's address only."""
+        node = self.who.get(addr)
+        if node is None:
+            raise M.Rejected("unknown_sender", "fragments come from a node's registered address")
+        if node in self.ext.left:
+            raise M.Rejected("gone")
+        now = self.loop.time()
+        if node in self.ext_ids:
+            self.heard[node] = now
+        whole = self.frags.feed(addr, msg, now)
+        if whole is None:
+            return None, None
+        self.stats["reassembled"] += 1
+        msg = M.decode(whole, len(whole))
+        if msg["t"] not in ("tx", "bye"):
+            raise M.Rejected("malformed", "a fragmented message is a tx or a bye")
+        return whole, msg
 
     def _sender(self, msg: dict, addr) -> int:
         src = msg.get("src")
@@ -364,9 +399,13 @@ class Medium(asyncio.DatagramProtocol):
         dest, ext, st = self.dest, self.ext_ids, self.stats
         sendto = self.transport.sendto
         keys = self.keys
+        pieces = self._split(data)
         if keys is not None:
-            h0 = keys.keyed.copy()
-            h0.update(data)
+            hashed = []
+            for piece in pieces:
+                h0 = keys.keyed.copy()
+                h0.update(piece)
+                hashed.append((piece, h0))
             suffix, seqs = self._suffix, self.out_seq
         sent = to_ext = 0
         for i in receivers:
@@ -375,20 +414,36 @@ class Medium(asyncio.DatagramProtocol):
                 st["absent"] += 1
                 continue
             if keys is None:
-                sendto(data, a)
+                for piece in pieces:
+                    sendto(piece, a)
             else:
-                s = seqs[i] + 1
-                seqs[i] = s
-                sb = s.to_bytes(8, "big")
-                h = h0.copy()
-                h.update(suffix[i])
-                h.update(sb)
-                sendto(data + sb + h.digest(), a)
+                for piece, h0 in hashed:
+                    s = seqs[i] + 1
+                    seqs[i] = s
+                    sb = s.to_bytes(8, "big")
+                    h = h0.copy()
+                    h.update(suffix[i])
+                    h.update(sb)
+                    sendto(piece + sb + h.digest(), a)
             sent += 1
             if i in ext:
                 to_ext += 1
         st["forwarded_local"] += sent - to_ext
         st["forwarded_external"] += to_ext
+        if len(pieces) > 1:
+            st["fragments_sent"] += sent * len(pieces)
+
+    def _split(self, data: bytes):
+        """``data`` as the datagrams that carry it: itself, or its fragments (the copies of one
+        message share its fragments and message number)."""
+        if len(data) <= self.room:
+            return (data,)
+        last, pieces = self._pieces
+        if last is not data:
+            pieces = fragments.split(data, self.msg_no, self.room)
+            self.msg_no += 1
+            self._pieces = (data, pieces)
+        return pieces
 
     def _hello(self, msg: dict, addr, fresh: bool = True) -> None:
         if self.keys is not None:
@@ -399,6 +454,13 @@ class Medium(asyncio.DatagramProtocol):
                 self.stats["challenges"] += 1
                 self._reply(M.challenge(self.keys.run, nonce), addr)
                 return
+        if msg["v"] == 1 and self.message_bytes > self.room:
+            nonce = msg.get("nonce") if isinstance(msg.get("nonce"), bytes) else None
+            self._reply(M.refuse(f"version 1: this run's messages ({self.message_bytes} bytes) are longer than "
+                                 f"one datagram ([live] max_datagram = {self.max_datagram}) and travel as "
+                                 f"fragments, which version 1 does not have; speak version 2 (docs/wire.md)",
+                                 nonce), addr)
+            raise M.Rejected("version")
         reply, node, why = self.ext.claim(msg, addr)
         self._reply(reply, addr)
         if node is None:

@@ -11,6 +11,7 @@ the reference and lists every key)::
     tx       node → medium              a transmission (``netemu.wire.encode_transmission``)
     tx       medium → node              a reception: the transmission's bytes, copied verbatim
     bye      either way                 a node leaves, or the medium ends the run
+    frag     either way                 (version 2) one piece of a message longer than a datagram
 
 ``decode`` never raises anything but ``Rejected``, whose ``reason`` is one of ``REASONS``: the
 medium counts rejected datagrams by reason and goes on (they appear in ``summary.json``).
@@ -26,7 +27,8 @@ import numpy as np
 
 from netemu import wire
 
-VERSION = wire.VERSION
+VERSION = wire.VERSION  # what this side sends
+ACCEPTED = (1, 2)  # what it reads: version 2 is version 1 plus fragments (``fragments.py``)
 UDP_MAX = 65507  # largest UDP payload over IPv4
 
 REASONS = {
@@ -35,7 +37,7 @@ REASONS = {
     "truncated": "msgpack cut short",
     "malformed": "msgpack but not a netemu message: not a map, missing or ill-typed keys, "
                  "unknown type, fields that do not match the protocol's message",
-    "version": "a version other than the medium's",
+    "version": "a version the medium does not read (it reads 1 and 2)",
     "unknown_sender": "src is not a node id, or names an external node that has not said hello",
     "spoofed": "src is registered to another address",
     "round": "a transmission for a round that is neither the current one nor the one just ended",
@@ -49,6 +51,12 @@ REASONS = {
     "bad_tag": "with [live] key_file: a tag that does not verify (forged, altered, another key or run)",
     "replayed": "with [live] key_file: a sequence number already seen from that sender, or too old",
     "not_medium": "a datagram at a local node's socket that did not come from the medium",
+    "frag_oversize": "a fragment of a message longer than [live] max_message",
+    "frag_count": "a fragment whose index, count or message size is impossible or disagrees with its "
+                  "message's other fragments, or fragments that do not cover the message (discarded)",
+    "frag_overlap": "a fragment whose bytes overlap another fragment of its message or run past the "
+                    "message's end (the message is discarded)",
+    "frag_duplicate": "a fragment received already, or of a message already reassembled or given up",
     "error": "handling the datagram raised an unexpected exception (a netemu bug; logged once)",
 }
 
@@ -79,7 +87,7 @@ def decode(data: bytes, max_datagram: int) -> dict:
     v = msg.get("v")
     if type(v) is not int:
         raise Rejected("malformed", "no integer 'v'")
-    if v != VERSION:
+    if v not in ACCEPTED:
         raise Rejected("version", f"version {v}", msg)
     if type(msg.get("t")) is not str:
         raise Rejected("malformed", "no string 't'")

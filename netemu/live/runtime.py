@@ -41,9 +41,10 @@ from pathlib import Path
 
 import numpy as np
 
+from netemu import wire
 from netemu.engine import build_run, divergence_limit, finish, metrics_for
 from netemu.errors import NetemuError
-from netemu.live import auth, config
+from netemu.live import auth, config, fragments
 from netemu.live import messages as M
 from netemu.live.external import Externals, estimator
 from netemu.live.medium import Medium, open_endpoint
@@ -64,14 +65,18 @@ log = logging.getLogger("netemu.live")
 
 class LocalNode:
     """The socket of one local node: keeps what the medium sends it, rejects anything else;
-    with a key, each copy must carry a valid tag for this node and a fresh sequence number."""
+    with a key, each copy must carry a valid tag for this node and a fresh sequence number.
+    Fragments go to ``frags`` (shared by the process's local nodes); a message joins the inbox
+    once whole."""
 
     def __init__(self, i: int, inbox: list, medium_addr, rejected: dict, wake,
-                 keys: auth.Keyring | None = None, dropped: dict | None = None) -> None:
+                 keys: auth.Keyring | None = None, dropped: dict | None = None,
+                 frags: fragments.Reassembler | None = None) -> None:
         self.i, self.inbox, self.medium_addr, self.rejected = i, inbox, medium_addr, rejected
         self.wake = wake
         self.keys, self.dropped = keys, dropped
         self.window = auth.Window() if keys is not None else None
+        self.frags = frags
 
     def datagram_received(self, data: bytes, addr) -> None:
         if addr != self.medium_addr:
@@ -86,6 +91,14 @@ class LocalNode:
                 return
             if gap:
                 self.dropped["seq_gap"] += gap
+        if self.frags is not None and fragments.is_fragment(data):
+            try:
+                data = self.frags.feed(self.i, M.decode(data, len(data)), _time.monotonic())
+            except M.Rejected as e:
+                self.rejected[e.reason] += 1
+                return
+            if data is None:
+                return
         self.inbox.append((self.i, data))
         self.wake()
 
@@ -153,8 +166,11 @@ class Session:
                         estimator(self.fields or {}), live["max_abs"])
         net = build.network(sc, self.trajectories, self.topology)
         limit = RateLimit(live["rate_limit"]) if live["rate_limit"] > 0 else None
+        limits = (live["max_message"], live["reassembly_bytes"], live["reassembly_timeout"])
+        self.frags = fragments.Reassembler(*limits)  # the local nodes' partly received messages
         self.medium = medium = Medium(n, spec, ext, net.delay, scale, live["max_datagram"], keys,
-                                      live["max_abs"], limit)
+                                      live["max_abs"], limit, fragments.Reassembler(*limits))
+        medium.message_bytes = wire.message_bytes(self.fields, n) if self.fields else 0
         transports: list = []
         rt, why, watch = None, "error", None
         wall = _time.perf_counter()
@@ -170,7 +186,8 @@ class Session:
             x0 = ext.initial(x0)
             nodes = [(int(i), t) for i, t in zip(local, transports[1:])]
             seal = {i: keys.sealer(auth.MEDIUM) for i, _ in nodes} if keys is not None else None
-            self.transport = transport = UdpTransport(medium, self.address, nodes, self.inbox, spec, n, seal)
+            self.transport = transport = UdpTransport(medium, self.address, nodes, self.inbox, spec, n, seal,
+                                                      medium.room, live["max_message"])
             clock = WallClock(scale, settle=transport.settle)
             target = x0.mean(axis=0)
             metrics = metrics_for(self.task, target, sc.run["rounds"],
@@ -199,6 +216,7 @@ class Session:
             if rt is not None:
                 self.recorder.flush(rt.res)
             medium.finish(why)
+            self.frags.close()
             kernel = _kernel_drops(transports)
             for t in transports:
                 t.close()
@@ -221,7 +239,7 @@ class Session:
             for i in local.tolist():
                 port = base + 1 + i if base else 0
                 node = LocalNode(i, self.inbox, self.address, medium.rejected, self._wake, self.keys,
-                                 medium.dropped)
+                                 medium.dropped, self.frags)
                 t = Endpoint(loop, open_socket(host, port), node)
                 transports.append(t)
                 medium.register_local(i, t.get_extra_info("sockname")[:2])
@@ -315,7 +333,12 @@ class Session:
                           "at_local_nodes": local_rx, "from_nodes": st["from_nodes"],
                           "rejected": sum(medium.rejected.values()), "dropped": sum(dropped.values()),
                           "lost": lost, "drop_share": share, "max_drop_share": limit,
-                          "kernel_counted": kernel is not None},
+                          "kernel_counted": kernel is not None,
+                          "fragments": {"messages_lost": medium.frags.lost + self.frags.lost,
+                                        "sent_by_local_nodes": tr.fragments_sent if tr is not None else 0,
+                                        "sent_by_medium": st["fragments_sent"],
+                                        "at_medium": dict(medium.frags.stats),
+                                        "at_local_nodes": dict(self.frags.stats)}},
             "live": {**info, "time_scale": self.live["time_scale"],
                      "medium": "%s:%d" % self.bound if self.bound else None,
                      "authenticated": self.keys is not None,

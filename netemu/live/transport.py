@@ -4,7 +4,8 @@ It has the simulated transport's methods (``netemu.runtime.transport.SimTranspor
 same runtime and round driver run unchanged:
 
 - a transmission is one datagram per local sender, from that node's own socket to the medium
-  (``wire.encode_transmission``); the medium (``medium.Medium``) draws who receives it exactly as
+  (``wire.encode_transmission``), or its fragments when it is longer than one datagram
+  (``fragments.py``: each node numbers its fragmented messages 0, 1, …); the medium (``medium.Medium``) draws who receives it exactly as
   the simulator does and forwards verbatim copies at the planned instants, scaled to wall-clock
   time;
 - what a local node's socket receives is decoded and handed to the runtime as batches, one per
@@ -27,12 +28,15 @@ import numpy as np
 
 from netemu import wire
 from netemu.arrays import host
+from netemu.errors import NetemuError
+from netemu.live import fragments
 from netemu.live import messages as M
 from netemu.protocol import Batch
 
 
 class UdpTransport:
-    def __init__(self, medium, address, nodes: list, inbox: list, spec, n: int, seal: dict | None = None) -> None:
+    def __init__(self, medium, address, nodes: list, inbox: list, spec, n: int, seal: dict | None = None,
+                 room: int = M.UDP_MAX, max_message: int = 16 * 2**20) -> None:
         self.medium, self.address = medium, address
         self.nodes = nodes  # [(node id, endpoint)] of the local nodes
         self.sock = {i: t for i, t in nodes}
@@ -42,6 +46,9 @@ class UdpTransport:
         self.k = -1
         self.buffer: dict | None = None  # the current round's [n, …] rows, per field
         self.late_rx = self.delivered = self.received = 0
+        self.room, self.max_message = room, max_message  # longest unfragmented message; longest message
+        self.msg_no: dict = {}  # node id -> number of its next fragmented message
+        self.fragments_sent = 0
         self._flush_pending = False
 
     def attach(self, rt) -> None:
@@ -77,7 +84,10 @@ class UdpTransport:
         for i, t in self.nodes:
             if active[i]:
                 data = wire.encode_transmission(i, rd.k, {f: host(v[i]) for f, v in fields.items()})
-                t.sendto(data if seal is None else seal[i](data), self.address)
+                if len(data) > self.room:
+                    self._fragments(i, t, data)
+                else:
+                    t.sendto(data if seal is None else seal[i](data), self.address)
 
     def end_round(self, k: int) -> None:
         pass
@@ -97,7 +107,24 @@ class UdpTransport:
                 continue
             data = wire.encode_event(j, s, t, {f: host(v[m]) for f, v in fields.items()},
                                      None if dst is None else int(dst[m]))
-            sock.sendto(data if self.seal is None else self.seal[j](data), self.address)
+            if len(data) > self.room:
+                self._fragments(j, sock, data)
+            else:
+                sock.sendto(data if self.seal is None else self.seal[j](data), self.address)
+
+    def _fragments(self, j: int, sock, data: bytes) -> None:
+        """Send node ``j``'s message ``data``, longer than one datagram, as fragments."""
+        if len(data) > self.max_message:
+            raise NetemuError(f"protocol {self.rt.label!r}: node {j}'s message is {len(data)} bytes, more than "
+                              f"[live] max_message = {self.max_message}; raise max_message (and "
+                              f"reassembly_bytes to at least as much)")
+        no = self.msg_no.get(j, 0)
+        self.msg_no[j] = no + 1
+        seal = self.seal[j] if self.seal is not None else None
+        pieces = fragments.split(data, no, self.room)
+        self.fragments_sent += len(pieces)
+        for piece in pieces:
+            sock.sendto(piece if seal is None else seal(piece), self.address)
 
     # -- receptions ----------------------------------------------------------------------------
 

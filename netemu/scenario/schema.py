@@ -234,8 +234,17 @@ LIVE = {
     "join_timeout": Key("float", 10.0, lo=0, lo_open=True, hi=1e6, example="30",
                         doc="live: seconds to wait for every external node's hello"),
     "max_datagram": Key("int", 65000, lo=512, hi=65507, example="65000",
-                        doc="live: largest datagram in bytes; longer ones are rejected, and a protocol "
-                            "whose message is longer is refused before the run"),
+                        doc="live: largest datagram in bytes; longer ones are rejected, and a longer message "
+                            "travels as fragments (docs/wire.md, version 2)"),
+    "max_message": Key("int", 16 * 2**20, lo=512, hi=2**31, example="16777216",
+                       doc="live: largest message in bytes, fragments reassembled; a round protocol whose "
+                           "message is longer is refused before the run"),
+    "reassembly_bytes": Key("int", 64 * 2**20, lo=512, hi=2**40, example="67108864",
+                            doc="live: bytes one receiver holds in partly received messages, at most (the "
+                                "oldest is dropped and counted); at least max_message"),
+    "reassembly_timeout": Key("float", 5.0, lo=0, lo_open=True, hi=1e6, example="5",
+                              doc="live: wall seconds a partly received message waits for its other "
+                                  "fragments before it is dropped and counted lost"),
     "host": Key("str", "127.0.0.1", example='"0.0.0.0"',
                 doc="live: IPv4 address the medium binds; one that is not loopback needs key_file "
                     "(or netemu live --insecure)"),
