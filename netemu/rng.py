@@ -24,6 +24,7 @@ CONCERNS = {
     "graph": 9,
     "radio": 10,
     "compress": 11,
+    "recording": 12,
 }
 
 

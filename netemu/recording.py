@@ -1,0 +1,306 @@
+"""Recording a run for ``netemu view``: frames of node positions, per-node errors and links.
+
+``FrameRecorder`` is an observer (``netemu.runtime.results.Observer``): it reads what the runtime
+hands every observer and changes nothing, so a run's metrics are the same with or without it.
+Every ``[output] frames_every`` rounds (event protocols: periods; default about 300 frames per
+run), and at a run's last sample, it takes a frame:
+
+- ``pos``: the nodes' ``x, y`` at the frame's time (``Network.positions``). Topologies without
+  positions get a fixed layout, computed once: a spring layout (``networkx.spring_layout``, seeded)
+  of the latent graph, or the nodes on a circle for ``random`` and ``schedule`` topologies.
+- ``err``: each node's error. Consensus: ``‖x_i − mean(x⁰)‖_∞`` (its maximum over the nodes is the
+  ``consensus_error`` metric of that round). Optimization: the loss ``F(x_i)`` at the node's own
+  iterate on all training data when that costs at most ``NODE_LOSS_BUDGET`` sample-parameters
+  per frame (the budget under which a run evaluates its loss every round), else ``‖x_i − x̄‖₂``
+  (the distance to the nodes' mean); the recording says which (``meta["error"]``).
+- the links ``(receiver, sender)`` that delivered and that lost a message (any drop: loss, late,
+  out of range) since the previous frame; beyond ``LINK_CAP`` per frame and kind, the ``LINK_CAP``
+  links of smallest ``keyed_uniform(seed, "recording", protocol, frame, kind, receiver, sender)``
+  are kept (a deterministic sample), and ``n_ok``/``n_lost`` keep the full counts.
+
+The file is ``recording.npz`` (``np.load`` reads it; uncompressed, members dated 1980 so that a
+run writes the same bytes every time): ``meta`` (JSON as bytes) and, per protocol ``i`` in the
+run's order, ``p{i}_k``, ``p{i}_t``, ``p{i}_pos`` ``[F, n, 2]`` and ``p{i}_err`` ``[F, n]``
+(float32), ``p{i}_ok``/``p{i}_lost`` (links ``[L, 2]``, uint16 up to 65536 nodes, else int32;
+the frames' links one after another, split by ``p{i}_ok_off``/``p{i}_lost_off`` ``[F + 1]``),
+``p{i}_n_ok``/``p{i}_n_lost`` ``[F]``, and the run's curve at every sample ``p{i}_curve_k``,
+``p{i}_curve_t``, ``p{i}_curve`` (``consensus_error``, or ``loss``: NaN between evaluations).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from netemu.arrays import host
+from netemu.errors import NetemuError
+from netemu.metrics import EVAL_BUDGET
+from netemu.rng import keyed_uniform
+from netemu.runtime.results import Observer
+
+FORMAT, VERSION = "netemu-recording", 1
+FILE = "recording.npz"
+TARGET_FRAMES = 300  # default frames per run
+AUTO_MAX_NODES = 2000  # [output] record = "auto": on up to this many nodes
+LINK_CAP = 2000  # links kept per frame and kind (delivered, lost)
+NODE_LOSS_BUDGET = EVAL_BUDGET  # sample-parameters of one frame's per-node losses; above: distance to mean
+LOSS_CHUNK = 2 * 10**7  # sample-parameters of one batched evaluation
+
+
+def frames_every(sc) -> int:
+    """Rounds between frames: ``[output] frames_every``, or about ``TARGET_FRAMES`` per run."""
+    given = sc.output.get("frames_every")
+    return int(given) if given is not None else max(1, round(sc.run["rounds"] / TARGET_FRAMES))
+
+
+def enabled(sc) -> bool:
+    """Whether a run of ``sc`` records: ``[output] record`` (``"auto"``: up to ``AUTO_MAX_NODES``)."""
+    rec = sc.output.get("record", "auto")
+    return sc.network["nodes"] <= AUTO_MAX_NODES if rec == "auto" else bool(rec)
+
+
+def layout(topology, n: int, seed: int) -> tuple[np.ndarray | None, str]:
+    """Fixed ``[n, 2]`` positions for a topology without positions (None for radio ones) and what
+    they are."""
+    if getattr(topology, "needs_positions", False):
+        return None, "positions"
+    if hasattr(topology, "recv") and hasattr(topology, "send"):  # a latent graph
+        import networkx as nx
+
+        g = nx.Graph()
+        g.add_nodes_from(range(n))
+        g.add_edges_from(zip(topology.send.tolist(), topology.recv.tolist()))
+        pos = nx.spring_layout(g, seed=seed % 2**32)
+        return np.array([pos[i] for i in range(n)], dtype=np.float64), "spring layout of the latent graph"
+    a = 2 * np.pi * np.arange(n) / max(n, 1)
+    return np.stack([np.cos(a), np.sin(a)], axis=1), "nodes on a circle (links change every round)"
+
+
+def ranges_of(topology, n: int) -> list | None:
+    """Each node's radio range in metres (log-distance: the largest reach), or None."""
+    if not getattr(topology, "needs_positions", False):
+        return None
+    r = topology.ranges if getattr(topology, "ranges", None) is not None else np.full(n, topology.reach)
+    return [float(v) for v in r]
+
+
+def node_losses(task, x: np.ndarray) -> np.ndarray:
+    """``F(x_i)`` for every row of ``x`` ``[n, P]``: the task's loss on all its training data,
+    evaluated in batches of nodes."""
+    import torch
+
+    m = max(1, LOSS_CHUNK // max(1, task.samples * task.dim))
+    out = np.empty(len(x))
+    with torch.no_grad():
+        for a in range(0, len(x), m):
+            p = task.capture(x[a:a + m])
+            b = len(p)
+            loss, _ = task.model.loss_grad(p, task.X[None].expand(b, *task.X.shape),
+                                           task.y[None].expand(b, *task.y.shape),
+                                           task.eval_w[None].expand(b, *task.eval_w.shape))
+            out[a:a + b] = loss.detach().to(torch.float64).cpu().numpy()
+    return out
+
+
+class _Track:
+    """The frames of one protocol."""
+
+    def __init__(self) -> None:
+        self.k, self.t, self.pos, self.err = [], [], [], []
+        self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
+        self.curve = []  # (k, t, value) at every sample
+        self.pending_ok, self.pending_lost = [], []
+
+
+class FrameRecorder(Observer):
+    """Records frames of every protocol of a run (see the module docstring).
+
+    ``target``: consensus runs, the mean of ``x⁰`` (errors are distances to it); ``task``:
+    optimization runs; ``fixed``: ``[n, 2]`` positions for topologies without any (``layout``).
+    """
+
+    def __init__(self, sc, every: int, target=None, task=None, fixed=None, layout_kind: str = "positions",
+                 ranges=None) -> None:
+        self.every, self.rounds, self.n, self.seed = every, sc.run["rounds"], sc.network["nodes"], sc.seed
+        self.name, self.period = sc.name, sc.run["period"]
+        self.target = None if target is None else np.asarray(target, dtype=np.float64)
+        self.task = task
+        self.fixed = None if fixed is None else np.asarray(fixed, dtype=np.float32)
+        self.layout_kind, self.ranges = layout_kind, ranges
+        self.by_loss = task is not None and task.samples * task.dim * self.n <= NODE_LOSS_BUDGET
+        self.tracks: dict[str, _Track] = {}
+        self.names: dict[str, str] = {}
+
+    @classmethod
+    def for_run(cls, sc, topology, x0=None, task=None) -> "FrameRecorder":
+        fixed, kind = layout(topology, sc.network["nodes"], sc.seed)
+        target = None if task is not None or x0 is None else np.asarray(x0, dtype=np.float64).mean(axis=0)
+        return cls(sc, frames_every(sc), target, task, fixed, kind, ranges_of(topology, sc.network["nodes"]))
+
+    def _track(self, label: str) -> _Track:
+        tr = self.tracks.get(label)
+        if tr is None:
+            tr = self.tracks[label] = _Track()
+        return tr
+
+    # -- observer hooks ---------------------------------------------------------------------------
+
+    def deliver(self, label, k, t, recv, send):
+        if len(recv):
+            self._track(label).pending_ok.append(
+                np.stack([np.asarray(recv, dtype=np.int32), np.asarray(send, dtype=np.int32)], axis=1))
+
+    def drop(self, label, k, t, recv, send, why):
+        if len(recv):
+            self._track(label).pending_lost.append(
+                np.stack([np.asarray(recv, dtype=np.int32), np.asarray(send, dtype=np.int32)], axis=1))
+
+    def sample(self, run, k, t, proto, extra=None):
+        tr = self._track(run.label)
+        self.names[run.label] = run.name
+        m = run.rows[-1][2] if run.rows else {}
+        value = m.get("consensus_error", m.get("loss", float("nan")))
+        tr.curve.append((k, t, float(value)))
+        if k % self.every == 0 or k >= self.rounds or run.diverged:
+            self._frame(tr, list(self.tracks).index(run.label), k, t, proto)
+
+    # -- frames ------------------------------------------------------------------------------------
+
+    def _frame(self, tr: _Track, p: int, k: int, t: float, proto) -> None:
+        f = len(tr.k)
+        tr.k.append(k)
+        tr.t.append(t)
+        tr.pos.append(self._positions(proto, t))
+        tr.err.append(self._errors(proto).astype(np.float32))
+        for pending, kept, count, kind in ((tr.pending_ok, tr.ok, tr.n_ok, 0), (tr.pending_lost, tr.lost,
+                                                                               tr.n_lost, 1)):
+            links = np.concatenate(pending) if pending else np.zeros((0, 2), dtype=np.int32)
+            pending.clear()
+            count.append(len(links))
+            kept.append(self._cap(links, p, f, kind))
+
+    def _cap(self, links: np.ndarray, p: int, f: int, kind: int) -> np.ndarray:
+        if len(links) <= LINK_CAP:
+            return links
+        key = keyed_uniform(self.seed, "recording", p, f, kind, links[:, 0], links[:, 1])
+        keep = np.sort(np.argpartition(key, LINK_CAP)[:LINK_CAP])
+        return links[keep]
+
+    def _positions(self, proto, t: float) -> np.ndarray:
+        if self.fixed is not None:
+            return self.fixed
+        pos = proto.ctx.runtime.net.positions(t)
+        return np.asarray(pos[:, :2], dtype=np.float32)
+
+    def _errors(self, proto) -> np.ndarray:
+        x = host(proto.estimate()).astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore", over="ignore"):
+            if self.task is None:
+                return np.max(np.abs(x - self.target[None, :]), axis=1) if x.shape[1] else np.zeros(len(x))
+            if self.by_loss and np.all(np.isfinite(x)):
+                return node_losses(self.task, x)
+            return np.linalg.norm(x - x.mean(axis=0, keepdims=True), axis=1)
+
+    def close(self) -> None:  # the file is written by ``write`` once the run succeeded
+        pass
+
+    # -- the file ----------------------------------------------------------------------------------
+
+    def meta(self) -> dict:
+        if self.task is None:
+            error, metric = "distance to the mean of the initial values (max norm)", "consensus_error"
+        else:
+            error = "loss at the node's own iterate" if self.by_loss else "distance to the nodes' mean (2-norm)"
+            metric = "loss"
+        return {"format": FORMAT, "version": VERSION, "name": self.name, "nodes": self.n,
+                "rounds": self.rounds, "period": self.period, "frames_every": self.every,
+                "link_cap": LINK_CAP, "error": error, "metric": metric, "layout": self.layout_kind,
+                "ranges": self.ranges,
+                "protocols": [{"label": lb, "name": self.names.get(lb, lb)} for lb in self.tracks]}
+
+    def write(self, path: Path) -> None:
+        arrays = {"meta": np.frombuffer(json.dumps(self.meta()).encode(), dtype=np.uint8)}
+        for i, tr in enumerate(self.tracks.values()):
+            p = f"p{i}_"
+            arrays[p + "k"] = np.asarray(tr.k, dtype=np.int64)
+            arrays[p + "t"] = np.asarray(tr.t, dtype=np.float64)
+            arrays[p + "pos"] = np.stack(tr.pos) if tr.pos else np.zeros((0, self.n, 2), np.float32)
+            arrays[p + "err"] = np.stack(tr.err) if tr.err else np.zeros((0, self.n), np.float32)
+            for kind in ("ok", "lost"):
+                kept = getattr(tr, kind)
+                ids = np.concatenate(kept) if kept else np.zeros((0, 2), np.int32)
+                arrays[p + kind] = ids.astype(np.uint16) if self.n <= 2**16 else ids
+                arrays[p + kind + "_off"] = np.concatenate([[0], np.cumsum([len(a) for a in kept])]).astype(np.int64)
+                arrays[p + "n_" + kind] = np.asarray(getattr(tr, "n_" + kind), dtype=np.int64)
+            curve = np.asarray(tr.curve, dtype=np.float64).reshape(-1, 3)
+            arrays[p + "curve_k"], arrays[p + "curve_t"] = curve[:, 0].astype(np.int64), curve[:, 1]
+            arrays[p + "curve"] = curve[:, 2].astype(np.float32)
+        write_npz(path, arrays)
+
+
+def write_npz(path: Path, arrays: dict) -> None:
+    """``np.savez``'s format (read by ``np.load``), with every member dated 1980-01-01, so that the
+    same run writes the same bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        for name, a in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with z.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(a), allow_pickle=False)
+
+
+class Recording:
+    """A ``recording.npz`` read back: ``meta`` and, per protocol label, its arrays (``frames``)."""
+
+    def __init__(self, meta: dict, protocols: dict) -> None:
+        self.meta, self.protocols = meta, protocols
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.protocols)
+
+    def links(self, label: str, kind: str, f: int) -> np.ndarray:
+        """The links ``[L, 2]`` (receiver, sender) of ``kind`` (``ok``/``lost``) in frame ``f``."""
+        a = self.protocols[label]
+        off = a[kind + "_off"]
+        return a[kind][off[f]:off[f + 1]]
+
+
+def load(folder: Path) -> Recording:
+    """The recording of the run in ``folder`` (``netemu run --out``), or a one-line error."""
+    folder = Path(folder)
+    path = folder / FILE
+    if not folder.is_dir():
+        raise NetemuError(f"{folder}: no such folder; give the output folder of a netemu run (netemu run "
+                          f"SCENARIO --out {folder})")
+    if not path.is_file():
+        raise NetemuError(f"{folder}: no {FILE} in this folder; make one with netemu run SCENARIO --out "
+                          f"{folder} (recording is on up to {AUTO_MAX_NODES} nodes; above, set [output] "
+                          f"record = true)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+        meta = json.loads(data.pop("meta").tobytes().decode())
+    except Exception as exc:
+        raise NetemuError(f"{path}: not a readable netemu recording ({type(exc).__name__}: {exc}); run the "
+                          f"scenario again to write it") from None
+    if meta.get("format") != FORMAT:
+        raise NetemuError(f"{path}: not a netemu recording (no {FORMAT} header)")
+    protocols = {}
+    for i, p in enumerate(meta["protocols"]):
+        pre = f"p{i}_"
+        protocols[p["label"]] = {k[len(pre):]: v for k, v in data.items() if k.startswith(pre)}
+    return Recording(meta, protocols)
+
+
+def finite_log10(err: np.ndarray, floor: float = 1e-16) -> np.ndarray:
+    """``log10`` of errors, with zeros at ``floor`` and non-finite values kept NaN-free at the
+    largest finite value (a diverged node shows as the worst)."""
+    e = np.asarray(err, dtype=np.float64)
+    good = np.isfinite(e)
+    top = float(e[good].max()) if good.any() else 1.0
+    e = np.where(good, e, top)
+    return np.log10(np.maximum(e, floor))

@@ -1,0 +1,217 @@
+"""``netemu view``: a run's recording (``recording.npz``, see ``netemu.recording``) as one
+self-contained HTML page, drawn with plotly (its script inlined: no server, no network).
+
+The page has one panel per chosen protocol, side by side and synced (the frames of one figure),
+and beneath them the run's error curve (``consensus_error``, or ``loss``) of each protocol with a
+cursor at the current frame. In a panel, nodes are coloured by ``log10`` of their error (one colour
+scale for all panels; hovering a node shows its error and radio range), links that delivered a
+message since the previous frame are drawn faint and those that lost one red. Play, pause and a
+time slider run the frames.
+
+A panel shows at most ``links`` links per frame and kind, every k-th of the recorded ones (which
+are themselves capped at ``netemu.recording.LINK_CAP``); the hover and the title say how many there
+were. Protocols that stopped early (a diverged run) keep their last frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from netemu.errors import NetemuError
+from netemu.recording import Recording, finite_log10
+
+VIEW_LINKS = 500  # links drawn per frame, kind and panel
+FRAME_MS = 80  # milliseconds per frame when playing
+OK_COLOUR, LOST_COLOUR = "rgba(70, 110, 190, 0.22)", "rgba(220, 30, 30, 0.7)"
+
+
+def choose(rec: Recording, protocols: tuple) -> list[str]:
+    """The protocols to show: those named (checked against the run), or the run's first two."""
+    if not protocols:
+        return rec.labels[:2]
+    for name in protocols:
+        if name not in rec.protocols:
+            raise NetemuError(f"--protocol {name}: the run has no protocol of that name; it has "
+                              f"{', '.join(rec.labels)}")
+    return list(dict.fromkeys(protocols))
+
+
+def check_target(path: Path, option: str) -> Path:
+    """``path`` as an output file whose folder exists (else a one-line error)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise NetemuError(f"{option} {path}: the folder {folder} does not exist; create it or choose "
+                          f"another path")
+    if path.is_dir():
+        raise NetemuError(f"{option} {path}: is a folder; give a file name")
+    return path
+
+
+def typed(a) -> dict:
+    """A float32 array in plotly's typed-array form (base64; NaN kept, for gaps in lines)."""
+    return {"dtype": "f4", "bdata": base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()}
+
+
+def thin_links(links: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` of ``links``: every k-th one (k = ceil(L / limit))."""
+    return links if len(links) <= limit else links[::-(-len(links) // limit)]
+
+
+def segments(pos: np.ndarray, links: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y arrays of line segments sender → receiver, NaN between segments (plotly's gaps)."""
+    xy = np.full((len(links), 3, 2), np.nan, dtype=np.float32)
+    xy[:, 0] = pos[links[:, 1]]
+    xy[:, 1] = pos[links[:, 0]]
+    xy = xy.reshape(-1, 2)
+    return xy[:, 0], xy[:, 1]
+
+
+def frame_index(rec: Recording, labels: list[str]) -> list[np.ndarray]:
+    """Per protocol, the frame it shows at each animation frame (its last one once it stopped)."""
+    total = max(len(rec.protocols[lb]["k"]) for lb in labels)
+    return [np.minimum(np.arange(total), len(rec.protocols[lb]["k"]) - 1) for lb in labels]
+
+
+def colour_range(rec: Recording, labels: list[str]) -> tuple[float, float]:
+    """The colour scale's ends: the 1st and 99th percentiles of every shown ``log10`` error."""
+    logs = np.concatenate([finite_log10(rec.protocols[lb]["err"]).ravel() for lb in labels])
+    if not len(logs):
+        return -1.0, 0.0
+    lo, hi = np.percentile(logs, [1, 99])
+    return float(lo), float(max(hi, lo + 1e-6))
+
+
+def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
+    """The plotly figure as a dict (frames unvalidated: building 300 validated frames costs more than
+    the rest): panels, curve, frames, play/pause and slider."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    meta, P = rec.meta, len(labels)
+    n = meta["nodes"]
+    idx = frame_index(rec, labels)
+    total = len(idx[0])
+    radio = meta["layout"] == "positions"
+    ranges = np.asarray(meta["ranges"] if meta.get("ranges") else np.full(n, np.nan), dtype=np.float64)
+    range_text = [f"{r:g} m" if np.isfinite(r) else "none (graph topology)" for r in ranges]
+    cmin, cmax = colour_range(rec, labels)
+    fig = make_subplots(rows=2, cols=P, specs=[[{}] * P, [{"colspan": P}] + [None] * (P - 1)],
+                        row_heights=[0.74, 0.26], vertical_spacing=0.09, horizontal_spacing=0.04,
+                        subplot_titles=[*labels, f"{meta['metric']} (log scale)"])
+    moving = []  # indices of the traces that frames update
+    pos_all = np.concatenate([rec.protocols[lb]["pos"].reshape(-1, 2) for lb in labels])
+    lo, hi = np.nanmin(pos_all, axis=0), np.nanmax(pos_all, axis=0)
+    pad = 0.04 * max(float((hi - lo).max()), 1e-9)
+    still = [bool(np.all(rec.protocols[lb]["pos"] == rec.protocols[lb]["pos"][:1])) for lb in labels]
+
+    def panel(p: int, f: int) -> list[dict]:
+        a = rec.protocols[labels[p]]
+        g = int(idx[p][f])
+        pos = a["pos"][g]
+        ok, lost = (thin_links(rec.links(labels[p], kind, g), links) for kind in ("ok", "lost"))
+        okx, oky = segments(pos, ok)
+        lox, loy = segments(pos, lost)
+        node = dict(marker=dict(color=typed(finite_log10(a["err"][g]))))
+        if not still[p] or f == 0:
+            node.update(x=typed(pos[:, 0]), y=typed(pos[:, 1]))
+        return [dict(x=typed(okx), y=typed(oky)), dict(x=typed(lox), y=typed(loy)), node]
+
+    for p, lb in enumerate(labels):
+        first = panel(p, 0)
+        a = rec.protocols[lb]
+        show = p == 0
+        fig.add_trace(go.Scatter(**first[0], mode="lines", name="delivered",
+                                 line=dict(color=OK_COLOUR, width=1), hoverinfo="skip",
+                                 legendgroup="ok", showlegend=show), row=1, col=p + 1)
+        fig.add_trace(go.Scatter(**first[1], mode="lines", name="lost",
+                                 line=dict(color=LOST_COLOUR, width=1.1), hoverinfo="skip",
+                                 legendgroup="lost", showlegend=show), row=1, col=p + 1)
+        fig.add_trace(go.Scatter(
+            x=first[2]["x"], y=first[2]["y"], mode="markers", name=f"nodes ({lb})", showlegend=False,
+            marker=dict(color=first[2]["marker"]["color"], coloraxis="coloraxis", size=8 if n <= 200 else 4,
+                        line=dict(width=0.5 if n <= 200 else 0, color="white")),
+            customdata=np.stack([np.arange(n), range_text], axis=1),
+            hovertemplate=(f"<b>{lb}</b> node %{{customdata[0]}}<br>log10 error %{{marker.color:.3f}}"
+                           "<br>radio range %{customdata[1]}<extra></extra>")), row=1, col=p + 1)
+        moving += [3 * p, 3 * p + 1, 3 * p + 2]
+        ax = "" if p == 0 else str(p + 1)
+        fig.update_layout({f"xaxis{ax}": dict(range=[lo[0] - pad, hi[0] + pad], showgrid=False, zeroline=False,
+                                              showticklabels=radio, constrain="domain"),
+                           f"yaxis{ax}": dict(range=[lo[1] - pad, hi[1] + pad], showgrid=False, zeroline=False,
+                                              showticklabels=radio, scaleanchor=f"x{ax}", scaleratio=1)})
+    # the curve beneath, with a cursor at the current frame
+    curves = []
+    for lb in labels:
+        a = rec.protocols[lb]
+        y = a["curve"].astype(np.float64)
+        good = np.isfinite(y) & (y > 0)
+        curves.append(y[good])
+        fig.add_trace(go.Scatter(x=a["curve_k"][good], y=y[good].astype(np.float32), mode="lines", name=lb,
+                                 line=dict(width=1.6), legendgroup=f"curve-{lb}"), row=2, col=1)
+    ys = np.concatenate(curves) if curves else np.zeros(0)
+    ylo, yhi = (float(ys.min()), float(ys.max())) if len(ys) else (1e-3, 1.0)
+    cursor_k = [int(max(rec.protocols[lb]["k"][idx[p][f]] for p, lb in enumerate(labels))) for f in range(total)]
+    fig.add_trace(go.Scatter(x=[cursor_k[0]] * 2, y=[ylo, yhi], mode="lines", name="now", showlegend=False,
+                             line=dict(color="black", width=1.2, dash="dot"), hoverinfo="skip"), row=2, col=1)
+    cursor = len(fig.data) - 1
+    moving.append(cursor)
+    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_xaxes(title_text="round", row=2, col=1)
+    frames = []
+    for f in range(total):
+        data = [t for p in range(P) for t in panel(p, f)]
+        data.append(dict(x=[cursor_k[f]] * 2, y=[ylo, yhi]))
+        frames.append(dict(name=str(f), data=data, traces=moving))
+    steps = [dict(method="animate", label=str(k),
+                  args=[[str(f)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                       transition=dict(duration=0))]) for f, k in enumerate(cursor_k)]
+    fig.update_layout(
+        title=dict(text=f"{meta.get('name') or ''}<br><sup>node colour: log10 of the {meta['error']}; "
+                        f"links: blue delivered, red lost since the previous frame (at most {links} "
+                        f"per kind drawn)</sup>", x=0.01),
+        coloraxis=dict(colorscale="Viridis", cmin=cmin, cmax=cmax,
+                       colorbar=dict(title=dict(text="log10 error"), len=0.7, y=0.63)),
+        height=760, width=max(700, 520 * P + 160), plot_bgcolor="white", margin=dict(t=80, b=40),
+        legend=dict(x=1.01, y=0.24, xanchor="left", yanchor="top"),
+        updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.02, xanchor="left", yanchor="top",
+                          showactive=False, pad=dict(t=40, r=10),
+                          buttons=[dict(label="Play", method="animate",
+                                        args=[None, dict(frame=dict(duration=FRAME_MS, redraw=False),
+                                                         fromcurrent=True, transition=dict(duration=0))]),
+                                   dict(label="Pause", method="animate",
+                                        args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False),
+                                                           transition=dict(duration=0))])])],
+        sliders=[dict(active=0, steps=steps, x=0.12, len=0.88, y=-0.02, yanchor="top", pad=dict(t=30),
+                      currentvalue=dict(prefix="round ", visible=True))])
+    return {**fig.to_plotly_json(), "frames": frames}
+
+
+def write_html(rec: Recording, labels: list[str], out: Path, links: int = VIEW_LINKS) -> int:
+    """Write the page to ``out`` (atomically: a temporary file renamed into place); its size."""
+    import plotly.io as pio
+
+    html = pio.to_html(figure(rec, labels, links), include_plotlyjs=True, full_html=True, div_id="netemu-view",
+                       auto_play=False, validate=False)
+    return _write(out, html.encode("utf-8"))
+
+
+def _write(out: Path, data: bytes) -> int:
+    out = Path(out)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}-", dir=out.parent if str(out.parent) else ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return len(data)

@@ -1,0 +1,93 @@
+"""``netemu view DIR --gif FILE.gif``: the page's animation (``netemu.view``) as a GIF, drawn with
+matplotlib and written by its Pillow writer: the chosen protocols side by side, nodes coloured by
+``log10`` of their error on one scale, links that delivered faint and lost red, the error curve
+beneath with a cursor at the frame's round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from netemu.recording import Recording, finite_log10
+from netemu.view import _write, colour_range, frame_index, thin_links
+
+GIF_LINKS = 300  # links drawn per frame, kind and panel
+GIF_DPI = 80
+GIF_FPS = 10
+
+
+def write_gif(rec: Recording, labels: list[str], out: Path, links: int = GIF_LINKS, step: int = 1) -> int:
+    """Write the animation to ``out`` (every ``step``-th frame); its size in bytes."""
+    import tempfile
+
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.collections import LineCollection
+
+    from netemu.outputs import log_yaxis, new_figure
+
+    meta, P = rec.meta, len(labels)
+    idx = [i[::step] for i in frame_index(rec, labels)]
+    total = len(idx[0])
+    cmin, cmax = colour_range(rec, labels)
+    fig = new_figure(figsize=(4.2 * P + 0.8, 5.6), dpi=GIF_DPI)
+    grid = fig.add_gridspec(2, P, height_ratios=[3, 1.1], left=0.07, right=0.9, bottom=0.08, top=0.9,
+                            hspace=0.28, wspace=0.08)
+    pos_all = np.concatenate([rec.protocols[lb]["pos"].reshape(-1, 2) for lb in labels])
+    lo, hi = np.nanmin(pos_all, axis=0), np.nanmax(pos_all, axis=0)
+    pad = 0.04 * max(float((hi - lo).max()), 1e-9)
+    radio = meta["layout"] == "positions"
+    size = 18 if meta["nodes"] <= 200 else 4
+    panels = []
+    for p, lb in enumerate(labels):
+        ax = fig.add_subplot(grid[0, p])
+        ax.set_xlim(lo[0] - pad, hi[0] + pad)
+        ax.set_ylim(lo[1] - pad, hi[1] + pad)
+        ax.set_aspect("equal")
+        ax.set_title(lb, fontsize=10)
+        if not radio:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        ok = ax.add_collection(LineCollection([], colors=[(0.27, 0.43, 0.75, 0.22)], linewidths=0.6))
+        lost = ax.add_collection(LineCollection([], colors=[(0.86, 0.12, 0.12, 0.7)], linewidths=0.8))
+        dots = ax.scatter(np.zeros(meta["nodes"]), np.zeros(meta["nodes"]), c=np.zeros(meta["nodes"]),
+                          s=size, cmap="viridis", vmin=cmin, vmax=cmax, zorder=3, linewidths=0)
+        panels.append((ok, lost, dots))
+    fig.colorbar(panels[0][2], ax=[fig.axes[p] for p in range(P)], fraction=0.03, pad=0.02,
+                 label="log10 error")
+    curve = fig.add_subplot(grid[1, :])
+    for lb in labels:
+        a = rec.protocols[lb]
+        y = a["curve"].astype(np.float64)
+        good = np.isfinite(y) & (y > 0)
+        curve.plot(a["curve_k"][good], y[good], lw=1.3, label=lb)
+    if curve.lines:
+        log_yaxis(curve)
+    curve.set_xlabel("round", fontsize=9)
+    curve.set_ylabel(meta["metric"].replace("_", " "), fontsize=9)
+    curve.legend(fontsize=8, loc="upper right")
+    cursor = curve.axvline(0, color="black", lw=1, ls=":")
+    title = fig.suptitle("", fontsize=10)
+
+    def draw(f: int):
+        ks = []
+        for p, lb in enumerate(labels):
+            a = rec.protocols[lb]
+            g = int(idx[p][f])
+            pos = a["pos"][g]
+            ok, lost, dots = panels[p]
+            for coll, kind in ((ok, "ok"), (lost, "lost")):
+                li = thin_links(rec.links(lb, kind, g), links)
+                coll.set_segments(np.stack([pos[li[:, 1]], pos[li[:, 0]]], axis=1))
+            dots.set_offsets(pos)
+            dots.set_array(finite_log10(a["err"][g]))
+            ks.append(int(a["k"][g]))
+        cursor.set_xdata([max(ks)] * 2)
+        title.set_text(f"{meta.get('name') or ''}  —  round {max(ks)}")
+        return []
+
+    anim = FuncAnimation(fig, draw, frames=total, blit=False, cache_frame_data=False)
+    out = Path(out)
+    with tempfile.NamedTemporaryFile(suffix=".gif", dir=out.parent if str(out.parent) else ".") as tmp:
+        anim.save(tmp.name, writer=PillowWriter(fps=GIF_FPS), dpi=GIF_DPI)
+        return _write(out, Path(tmp.name).read_bytes())

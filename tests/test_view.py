@@ -1,0 +1,282 @@
+"""Recording a run (``netemu.recording``) and ``netemu view`` (``netemu.view``, ``netemu.view_gif``).
+
+The recording is checked against independent sources: positions against ``netemu mobility
+positions``, per-node errors against the final state and the run's metrics, link counts against
+the event trace. The page in a real browser: tests/test_view_browser.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from netemu import recording
+from netemu.cli import main
+from netemu.recording import FrameRecorder, load
+
+ROOT = Path(__file__).resolve().parent.parent
+SCEN = ROOT / "scenarios"
+
+
+def run_cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r
+
+
+def run(tmp_path, scenario, *sets, name="run"):
+    out = tmp_path / name
+    args = ["run", SCEN / scenario, "--out", out, "--no-progress", "--set", "output.plot=false"]
+    for s in sets:
+        args += ["--set", s]
+    r = run_cli(*args)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def one_line_error(r, *words):
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.output
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+# -- what is recorded ------------------------------------------------------------------------------
+
+def test_positions_equal_mobility_positions(tmp_path):
+    out = run(tmp_path, "ns2_replay.toml", "run.rounds=40", "output.frames_every=7")
+    rec = load(out)
+    assert rec.meta["layout"] == "positions" and rec.meta["frames_every"] == 7
+    for label in rec.labels:
+        a = rec.protocols[label]
+        assert a["k"].tolist() == [0, 7, 14, 21, 28, 35, 40]  # every 7 rounds and the last
+        times = a["t"]
+        r = run_cli("mobility", "positions", ROOT / "traces" / "swarm_rwp.ns_movements",
+                    "--at", ",".join(repr(float(t)) for t in times))
+        assert r.exit_code == 0, r.output
+        rows = list(csv.DictReader(io.StringIO(r.output)))
+        expect = np.array([[float(row["x"]), float(row["y"])] for row in rows]).reshape(len(times), -1, 2)
+        assert expect.shape == a["pos"].shape
+        assert np.array_equal(a["pos"], expect.astype(np.float32))
+        assert not np.array_equal(a["pos"][0], a["pos"][-1])  # the nodes moved
+
+
+def _recorded_run(sc, label_index=0, every=3):
+    """Run one protocol of ``sc`` with a FrameRecorder (as netemu run adds it); the runtime too."""
+    from netemu.engine import build_run
+    from netemu.runner import make_task, prepare
+    from netemu.runtime.clock import SimClock
+    from netemu.runtime.transport import SimTransport
+    from netemu.scenario import build
+
+    trajectories, topology, x0 = prepare(sc)
+    task = make_task(sc)
+    rec = FrameRecorder.for_run(sc, topology, x0, task)
+    rec.every = every
+    clock = SimClock()
+    net = build.network(sc, trajectories, topology)
+    rt = build_run(sc, sc.protocols[label_index], x0, clock, SimTransport(), net, task, (rec,))
+    clock.run()
+    return rec, rt, x0, task
+
+
+def _scenario(name, *sets):
+    from netemu.scenario.load import load_sweep
+
+    return load_sweep(SCEN / name, tuple(sets))[0][1]  # a sweep's first combination
+
+
+def test_last_frame_errors_equal_final_state_consensus():
+    sc = _scenario("radio_swarm.toml", "run.rounds=31")
+    for i in range(len(sc.protocols)):
+        rec, rt, x0, _ = _recorded_run(sc, i)
+        tr = rec.tracks[sc.protocols[i]["label"]]
+        x = np.asarray(rt.proto.estimate(), dtype=np.float64)
+        final = np.max(np.abs(x - x0.mean(axis=0)), axis=1)
+        assert tr.k[-1] == 31 and tr.k[:3] == [0, 3, 6]
+        assert np.array_equal(tr.err[-1], final.astype(np.float32))
+        # every frame: the worst node's error is the run's consensus_error of that round
+        metric = {k: m["consensus_error"] for k, t, m in rt.res.rows}
+        for k, err in zip(tr.k, tr.err):
+            assert err.max() == np.float32(metric[k])
+
+
+def test_last_frame_errors_equal_final_state_loss():
+    sc = _scenario("pulm_dgd_regression.toml", "run.rounds=12")
+    rec, rt, _, task = _recorded_run(sc, 0, every=5)
+    tr = rec.tracks[sc.protocols[0]["label"]]
+    assert rec.meta()["error"] == "loss at the node's own iterate" and rec.meta()["layout"].startswith("spring")
+    x = np.asarray(rt.proto.estimate(), dtype=np.float64)
+    final = np.array([task.evaluate(xi)["loss"] for xi in x])
+    assert tr.k == [0, 5, 10, 12]
+    np.testing.assert_allclose(tr.err[-1], final, rtol=2e-6)
+    assert np.ptp(final) > 0  # the nodes differ: a per-node error, not the mean's
+    # the curve beneath the animation is the run's loss metric
+    loss = [m.get("loss", np.nan) for _, _, m in rt.res.rows]
+    np.testing.assert_array_equal(np.array([c[2] for c in tr.curve]), np.array(loss))
+
+
+def _trace_counts(path):
+    """Per (protocol, round): Counter of rx and drops, and the multisets of their links."""
+    counts, links = Counter(), {}
+    with open(path, "rb") as f:
+        up = msgpack.Unpacker(f, raw=False)
+        next(up)
+        for rec in up:
+            if rec["e"] in ("rx", "drop"):
+                kind = "ok" if rec["e"] == "rx" else "lost"
+                counts[rec["p"], rec["r"], kind] += 1
+                links.setdefault((rec["p"], rec["r"], kind), []).append((rec["dst"], rec["src"]))
+    return counts, links
+
+
+@pytest.mark.parametrize("scenario,sets", [
+    ("radio_swarm.toml", ["run.rounds=25", "output.frames_every=3"]),  # loss, late and delay drops
+    ("pulm_consensus.toml", ["run.rounds=20", "output.frames_every=3"]),
+])
+def test_link_counts_add_up_to_the_trace(tmp_path, scenario, sets):
+    out = run(tmp_path, scenario, "output.trace=true", *sets)
+    out = sorted(p.parent for p in out.rglob("recording.npz"))[0]  # a sweep's first combination
+    rec = load(out)
+    counts, links = _trace_counts(out / "events.msgpack")
+    for label in rec.labels:
+        a = rec.protocols[label]
+        ks = a["k"].tolist()
+        for f in range(len(ks)):
+            rounds = range(ks[f - 1] if f else 0, ks[f])  # a frame holds the rounds since the previous one
+            for kind in ("ok", "lost"):
+                expect = sum(counts[label, r, kind] for r in rounds)
+                assert a["n_" + kind][f] == expect
+                got = rec.links(label, kind, f)
+                assert len(got) == expect <= recording.LINK_CAP  # not capped here
+                want = Counter(pair for r in rounds for pair in links.get((label, r, kind), []))
+                assert Counter(map(tuple, got.tolist())) == want
+        assert a["n_ok"].sum() > 0 and a["n_lost"].sum() > 0
+
+
+def test_links_beyond_the_cap_are_a_keyed_sample(tmp_path, monkeypatch):
+    monkeypatch.setattr(recording, "LINK_CAP", 100)
+    outs = [run(tmp_path, "radio_swarm.toml", "run.rounds=6", "output.frames_every=2", "output.trace=true",
+                name=f"run{i}") for i in range(2)]
+    rec = load(outs[0])
+    _, links = _trace_counts(outs[0] / "events.msgpack")
+    a = rec.protocols["pulm"]
+    assert rec.meta["link_cap"] == 100
+    capped = 0
+    for f in range(1, len(a["k"])):
+        got = rec.links("pulm", "ok", f)
+        assert len(got) == min(100, a["n_ok"][f])
+        capped += a["n_ok"][f] > 100
+        pool = Counter(p for r in range(a["k"][f - 1], a["k"][f]) for p in links[("pulm", r, "ok")])
+        assert not Counter(map(tuple, got.tolist())) - pool  # a sub-multiset of what was delivered
+    assert capped > 0
+    # the same seed: the same bytes
+    assert (outs[0] / "recording.npz").read_bytes() == (outs[1] / "recording.npz").read_bytes()
+
+
+def test_recording_leaves_metrics_unchanged_and_follows_record(tmp_path):
+    on = run(tmp_path, "radio_swarm.toml", "run.rounds=20", name="on")
+    off = run(tmp_path, "radio_swarm.toml", "run.rounds=20", "output.record=false", name="off")
+    assert (on / "recording.npz").is_file() and not (off / "recording.npz").exists()
+    assert (on / "metrics.csv").read_bytes() == (off / "metrics.csv").read_bytes()
+    big = _scenario("radio_swarm.toml", "network.nodes=2001")
+    assert not recording.enabled(big) and recording.enabled(_scenario("radio_swarm.toml", "network.nodes=2000"))
+    assert recording.enabled(_scenario("radio_swarm.toml", "network.nodes=2001", "output.record=true"))
+    assert recording.frames_every(_scenario("radio_swarm.toml", "run.rounds=3000")) == 10
+    assert recording.frames_every(_scenario("radio_swarm.toml", "run.rounds=50")) == 1
+
+
+# -- netemu view ---------------------------------------------------------------------------------
+
+def external_refs(text: str) -> list:
+    """The tags of an HTML page that load something from elsewhere."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Refs(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if (tag in ("script", "img", "iframe") and a.get("src")) or (tag == "link" and a.get("href")):
+                found.append((tag, a))
+
+    Refs().feed(text)
+    return found
+
+
+@pytest.fixture(scope="module")
+def swarm(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("swarm"), "radio_swarm.toml", "run.rounds=30")
+
+
+def test_view_writes_a_self_contained_page(swarm, tmp_path):
+    html = tmp_path / "v.html"
+    r = run_cli("view", swarm, "--protocol", "gossip", "--protocol", "pulm", "--out", html)
+    assert r.exit_code == 0, r.output
+    assert "31 frames" in r.output and "gossip, pulm" in r.output
+    text = html.read_text()
+    assert external_refs(text) == []  # no <script src>, <link href>, <img src>: the script is inlined
+    assert len(text) > 3_000_000  # plotly.js itself (about 4.6 MB) is in the page
+    assert "Plotly.addFrames" in text and '"name":"30"' in text and '"name":"31"' not in text
+    assert text.index("gossip") < text.index("pulm")
+    # the default: the run's first two protocols, into DIR/view.html
+    r = run_cli("view", swarm)
+    assert r.exit_code == 0, r.output
+    assert "pulm, push-sum" in r.output and (swarm / "view.html").is_file()
+
+
+def test_view_gif(swarm, tmp_path):
+    from PIL import Image
+
+    gif = tmp_path / "v.gif"
+    r = run_cli("view", swarm, "--gif", gif, "--step", "4")
+    assert r.exit_code == 0, r.output
+    with Image.open(gif) as im:
+        assert im.n_frames == 8  # frames 0, 4, …, 28 of 31
+        im.seek(7)
+        px = np.asarray(im.convert("RGB"))
+    assert len(np.unique(px.reshape(-1, 3), axis=0)) > 20
+    assert not (tmp_path / "view.html").exists()  # --gif alone writes no page
+
+
+# -- bad input -------------------------------------------------------------------------------------
+
+def test_folder_without_a_recording(tmp_path):
+    out = run(tmp_path, "radio_swarm.toml", "run.rounds=3", "output.record=false")
+    one_line_error(run_cli("view", out), "no recording.npz", "netemu run SCENARIO --out", "record = true")
+    one_line_error(run_cli("view", tmp_path / "nowhere"), "no such folder")
+
+
+def test_unknown_protocol(swarm):
+    one_line_error(run_cli("view", swarm, "--protocol", "pushsum"), "--protocol pushsum",
+                   "pulm, push-sum, gossip")
+
+
+def test_gif_in_a_missing_folder(swarm, tmp_path):
+    one_line_error(run_cli("view", swarm, "--gif", tmp_path / "no" / "x.gif"), "--gif", "does not exist")
+    one_line_error(run_cli("view", swarm, "--out", tmp_path / "no" / "x.html"), "--out", "does not exist")
+
+
+@pytest.mark.parametrize("value,words", [
+    ("0", ["[output] frames_every", "0"]),
+    ("-3", ["[output] frames_every"]),
+    ("1.5", ["[output] frames_every", "whole number"]),
+])
+def test_frames_every_below_one(tmp_path, value, words):
+    r = run_cli("run", SCEN / "radio_swarm.toml", "--out", tmp_path / "o", "--set", f"output.frames_every={value}")
+    one_line_error(r, *words)
+    assert not (tmp_path / "o").exists()
+
+
+def test_record_must_be_a_bool_or_auto(tmp_path):
+    r = run_cli("run", SCEN / "radio_swarm.toml", "--out", tmp_path / "o", "--set", 'output.record="yes"')
+    one_line_error(r, "[output] record", "true, false or \"auto\"")
