@@ -15,6 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from netemu import recording
 from netemu.engine import SimEngine
 from netemu.errors import NetemuError, ScenarioError
 from netemu.outputs import Plotter, opt_plots, staged, write_metrics, write_summary
@@ -121,6 +122,10 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
             from netemu.tracefile import TraceWriter
 
             observers.append(TraceWriter(stage / "events.msgpack"))
+        recorder = None
+        if recording.enabled(sc):  # recording.npz for netemu view: an observer, metrics unchanged
+            recorder = recording.FrameRecorder.for_run(sc, topology, x0, task)
+            observers.append(recorder)
         engine = SimEngine(sc, x0, trajectories, topology, tuple(observers), on_round=lambda: bar.update(),
                            task=task)
         try:
@@ -136,6 +141,8 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
             bar.close()
             for o in observers:
                 o.close()
+        if recorder is not None:
+            recorder.write(stage / recording.FILE)
         write_results(stage, sc, results, task)
     return results
 
