@@ -227,6 +227,9 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     run = check_table(top["run"] or {}, S.RUN, source, "run")
     task = check_table(top["task"] or {}, S.TASK, source, "task")
     output = check_table(top["output"] or {}, S.OUTPUT, source, "output")
+    if not (isinstance(output["record"], bool) or output["record"] == "auto"):
+        raise ScenarioError(f"{source}: [output] record = {show(output['record'])} must be true, false or "
+                            f"\"auto\" (on up to 2000 nodes)")
     protocols = check_protocols(top["protocols"], source)
     if network["topology"] == "schedule" and not network["file"]:
         raise ScenarioError(f"{source}: [network] topology = \"schedule\" needs file = \"…npz\" "

@@ -221,6 +221,12 @@ OUTPUT = {
                           "every this many rounds, and always at the last; cheap metrics every round. "
                           "Default: every round when an evaluation costs under 2·10⁶ sample-parameters, "
                           "else about 100 evaluations per run"),
+    "record": Key("any", "auto", example="true",
+                  doc='write recording.npz for netemu view (positions, per-node errors, links per frame): '
+                      'true, false, or "auto" (on up to 2000 nodes)'),
+    "frames_every": Key("int", None, lo=1, hi=10**9, nullable=True, example="5",
+                        doc="rounds (event protocols: periods) between recorded frames; default: about "
+                            "300 frames per run"),
 }
 
 LIVE = {
