@@ -8,7 +8,7 @@ from netemu.arrays import host, is_tensor
 
 # every metric a run can record (``[output] metrics`` names them)
 CONSENSUS = ("consensus_error", "disagreement")
-OPTIMIZATION = ("loss", "grad_norm_sq", "accuracy", "disagreement", "stragglers", "offline")
+OPTIMIZATION = ("loss", "grad_norm_sq", "accuracy", "perplexity", "disagreement", "stragglers", "offline")
 CONVEX = ("opt_gap", "dist_opt", "dist_opt_worst")  # only tasks with a known optimum x*
 NAMES = tuple(dict.fromkeys(CONSENSUS + OPTIMIZATION + CONVEX))
 

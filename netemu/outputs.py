@@ -309,12 +309,13 @@ LINEAR_METRICS = ("accuracy", "stragglers", "offline")
 
 def opt_plots(task_cfg: dict, output_cfg: dict) -> list[tuple[str, bool]]:
     """The ``(metric, log scale)`` pairs to plot for an optimization run: ``loss``,
-    ``grad_norm_sq``, ``accuracy`` (not for ``quadratic``, which has none), ``disagreement``; for a
+    ``grad_norm_sq``, ``accuracy`` (``perplexity`` for ``charlm``; none for ``quadratic``), ``disagreement``; for a
     convex task (``netemu.tasks.is_convex``) ``opt_gap`` and ``dist_opt``; then the ``[output]
     metrics`` not already there, in their order."""
     from netemu.tasks import is_convex
 
-    names = ["loss", "grad_norm_sq"] + ([] if task_cfg.get("kind") == "quadratic" else ["accuracy"])
+    kind = task_cfg.get("kind")
+    names = ["loss", "grad_norm_sq"] + {"quadratic": [], "charlm": ["perplexity"]}.get(kind, ["accuracy"])
     names.append("disagreement")
     if is_convex(task_cfg):
         names += ["opt_gap", "dist_opt"]

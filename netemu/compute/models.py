@@ -53,6 +53,7 @@ class MLP:
             a += fan_out
             self.slices.append((w, b, fan_out, fan_in))
         self.P = a
+        self.shapes = [s for _, _, o, i in self.slices for s in ((o, i), (o,))]  # flat order
 
     def module(self) -> nn.Sequential:
         layers: list[nn.Module] = []
@@ -186,6 +187,7 @@ class Logistic:
 
     def __init__(self, P: int, rho: float) -> None:
         self.P, self.rho = int(P), float(rho)
+        self.shapes = [(self.P,)]
 
     def loss_grad(self, flat, x, y, w):
         margin = y * torch.einsum("mbf,mf->mb", x, flat)

@@ -241,6 +241,10 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
     if task.get("x0") and not str(task["x0"]).lower().endswith(".npy"):
         raise ScenarioError(f"{source}: [task] x0 = {show(task['x0'])} is not a .npy file; save the [n, dim] "
                             f"initial values with np.save(\"x0.npy\", x0)")
+    if task["kind"] == "charlm":
+        from netemu.tasks import corpus
+
+        task["corpus"] = corpus.check(task["corpus"], base_dir, f"{source}: [task] corpus")
     check_task_protocols(task, protocols, source)
     check_output_metrics(output, task, source)
     top["compute"] = check_compute(top["compute"], task, source)
@@ -315,11 +319,13 @@ def check_protocols(entries: object, source: str) -> list[dict]:
     return out
 
 
-OPTIMIZATION_TASKS = ("logistic", "quadratic", "digits", "custom")
+OPTIMIZATION_TASKS = ("logistic", "quadratic", "digits", "charlm", "custom")
 TASK_KEYS = {"consensus": ("dim", "x0"),
              "logistic": ("samples", "features", "sigma_h", "rho", "l2", "batch"),
              "quadratic": ("samples", "features", "sigma_h", "batch"),
-             "digits": ("model", "hidden", "split", "test_fraction", "batch"), "custom": ()}
+             "digits": ("model", "hidden", "split", "test_fraction", "batch"),
+             "charlm": ("corpus", "chars_per_client", "context", "d_model", "layers", "heads", "batch"),
+             "custom": ()}
 
 
 def check_output_metrics(output: dict, task: dict, source: str) -> None:
@@ -341,7 +347,9 @@ def check_output_metrics(output: dict, task: dict, source: str) -> None:
                                 f"rho = 0); [task] {now} is not convex; {fix}, or remove {name!r}")
         valid = M.CONSENSUS
         if optimizing:
-            valid = tuple(m for m in M.OPTIMIZATION if not (m == "accuracy" and task["kind"] == "quadratic"))
+            valid = tuple(m for m in M.OPTIMIZATION
+                          if not (m == "accuracy" and task["kind"] in ("quadratic", "charlm"))
+                          and not (m == "perplexity" and task["kind"] != "charlm"))
             valid += M.CONVEX if is_convex(task) else ()
         if name not in valid:
             raise ScenarioError(f"{where}: {name} is not recorded for [task] kind = {task['kind']!r} "
@@ -429,7 +437,7 @@ def check_compute(data: object, task: dict, source: str) -> dict:
         raise ScenarioError(f"{source}: [compute] dtype = {c['dtype']!r}: a {task['kind']} task keeps its "
                             f"values in float64 and computes nothing; remove dtype")
     if c["dtype"] is None:
-        c["dtype"] = "float32" if task["kind"] == "digits" else "float64"
+        c["dtype"] = "float32" if task["kind"] in ("digits", "charlm") else "float64"
     subs = (("step_time", S.STEP_TIME), ("speeds", S.SPEEDS), ("stragglers", S.STRAGGLERS),
             ("availability", S.AVAILABILITY))
     for name, keys in subs:

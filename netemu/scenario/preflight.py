@@ -165,6 +165,11 @@ def _params(sc, task) -> tuple[int, int, str, tuple[str, ...]]:
             return 30_000, isz, "the CNN's about 30000 parameters", ()
         h = t["hidden"]
         return 75 * h + 10, isz, f"(75 × [task] hidden = {h} + 10) parameters", ("[task] hidden",)
+    if kind == "charlm":
+        from netemu.tasks.corpus import parameter_count
+
+        P = parameter_count(t["context"], t["d_model"], t["layers"], t["heads"])
+        return P, isz, f"charlm's {P} parameters", ("[task] d_model", "[task] layers")
     return 1, isz, "1", ()
 
 
@@ -306,6 +311,12 @@ def _task(sc, n: int, P: int, isz: int, p_how: str) -> list[Part]:
         return [Part("activations", float(n) * b * width * isz * 4,
                      f"[network] nodes = {n} × [task] batch = {b} × {width} units × {isz} B × 4",
                      ("[network] nodes", "[task] batch", "[task] hidden"))]
+    if kind == "charlm":
+        b, T, d = t.get("batch") or 16, t["context"], t["d_model"]
+        width = t["layers"] * (16 * d + 2 * t["heads"] * T) + 2 * 97
+        return [Part("activations", float(n) * b * T * width * isz * 3,
+                     f"[network] nodes = {n} × [task] batch = {b} × context = {T} × {width} units × {isz} B × 3",
+                     ("[network] nodes", "[task] batch", "[task] context", "[task] d_model"))]
     if kind not in ("logistic", "quadratic"):
         return []
     m, f = t["samples"], t["features"]

@@ -136,7 +136,7 @@ RUN = {
 }
 
 TASK = {
-    "kind": Key("str", "consensus", choices=("consensus", "logistic", "quadratic", "digits", "custom"),
+    "kind": Key("str", "consensus", choices=("consensus", "logistic", "quadratic", "digits", "charlm", "custom"),
                 doc="what the nodes hold: values to average, or a problem to optimize "
                     "(custom: a task given from Python, see netemu.tasks.data.ModuleTask)"),
     "dim": Key("int", 1, lo=1, hi=10**6, example="4", doc="consensus: values per node, drawn N(0, 1) from the seed"),
@@ -157,7 +157,16 @@ TASK = {
                          doc="digits: share of the images held out for accuracy"),
     "batch": Key("int", None, lo=0, hi=10**7, nullable=True, example="32",
                  doc="samples per local step (0: the node's whole dataset); default: digits 32, "
-                     "logistic and quadratic 0"),
+                     "charlm 16 windows, logistic and quadratic 0"),
+    "corpus": Key("path", "stdlib", example='"texts/"',
+                  doc='charlm: "stdlib" (the Python standard library\'s docstrings, a module or a group per '
+                      'client), or a UTF-8 text file or folder of them'),
+    "chars_per_client": Key("int", 2000, lo=2, hi=10**8, example="2000",
+                            doc="charlm: characters of text each client holds"),
+    "context": Key("int", 32, lo=1, hi=4096, example="32", doc="charlm: characters the model sees per window"),
+    "d_model": Key("int", 64, lo=1, hi=8192, example="64", doc="charlm: width of the transformer"),
+    "layers": Key("int", 2, lo=1, hi=64, example="2", doc="charlm: transformer blocks"),
+    "heads": Key("int", 4, lo=1, hi=256, example="4", doc="charlm: attention heads (they divide d_model)"),
 }
 
 COMPUTE = {
@@ -165,7 +174,7 @@ COMPUTE = {
                   doc="where gradients are computed; auto: CUDA if available, else the CPU (with a notice)"),
     "dtype": Key("str", None, choices=("float64", "float32"), nullable=True,
                  doc="arithmetic of the gradients and of the protocol state (float64 on the CPU keeps "
-                     "numpy state); default: float32 for neural tasks (digits), float64 otherwise"),
+                     "numpy state); default: float32 for neural tasks (digits, charlm), float64 otherwise"),
     "threads": Key("int", 1, lo=0, hi=1024, example="1",
                    doc="torch threads for the gradients; 1 suits small models and shared machines, "
                        "0 = torch's default (all cores)"),

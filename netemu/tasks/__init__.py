@@ -1,13 +1,13 @@
 """Tasks: what the nodes start with (and, for optimization, what they minimise).
 
 ``consensus`` (``netemu.tasks.consensus``) gives initial values only. The optimization tasks
-(``logistic``, ``quadratic``, ``digits``, or a user's ``ModuleTask``) are
+(``logistic``, ``quadratic``, ``digits``, ``charlm``, or a user's ``ModuleTask``) are
 ``netemu.tasks.data.DataTask`` objects: per-node data, a batched model, and the metrics ``loss``,
 ``grad_norm_sq``, ``accuracy``; convex ones (``is_convex``) also carry an
 ``netemu.tasks.optimum.Objective`` for ``opt_gap``, ``dist_opt`` and ``dist_opt_worst``.
 """
 
-OPTIMIZATION = ("logistic", "quadratic", "digits")
+OPTIMIZATION = ("logistic", "quadratic", "digits", "charlm")
 
 
 def is_convex(cfg: dict) -> bool:
@@ -33,4 +33,8 @@ def build_task(cfg: dict, n: int, seed: int, device, dtype):
         from netemu.tasks import digits
 
         return digits.build(cfg, n, seed, device, dtype)
+    if cfg["kind"] == "charlm":
+        from netemu.tasks import charlm
+
+        return charlm.build(cfg, n, seed, device, dtype)
     raise ValueError(f"not an optimization task: {cfg['kind']!r}")

@@ -61,6 +61,13 @@ class DataTask:
         self.objective = objective
 
     @property
+    def shapes(self) -> list[tuple[int, ...]]:
+        """The model's tensor shapes in flat order (their sizes sum to ``dim``); one vector when the
+        model does not say (compressed FL updates view each tensor as a matrix)."""
+        shapes = getattr(self.model, "shapes", None)
+        return [tuple(s) for s in shapes] if shapes else [(self.dim,)]
+
+    @property
     def samples(self) -> int:
         """Training samples of all nodes (the size of one full evaluation, with ``dim``)."""
         return int(self.sizes.sum())
