@@ -64,6 +64,9 @@ COMMON = {
                   doc="node id of the server; default: [network.uplink] server, or 0"),
     "timeout": Key("float", 1.0, lo=0, lo_open=True, hi=1e6, example="1.0",
                    doc="seconds after which a lost message (no acknowledgement) frees its client"),
+    "slot": Key("float", 0.0, lo=0, hi=1e6, example="0.01",
+                doc="local training ends at the next multiple of this (s), so clients finishing in one slot "
+                    "upload together (one event, one batch); 0: continuous time"),
     "batched": Key("bool", True, doc="the local steps of clients training at the same time are computed "
                                      "in one batched call per step; false: one client at a time"),
 }
@@ -212,9 +215,10 @@ class FLServer(EventProtocol):
         self.count = dict(bytes_up=0, bytes_down=0, updates_applied=0, updates_dropped=0, updates_retried=0)
         self.stale: dict[int, int] = {}
         self.stale_sum = 0
-        self.errors, self.seconds = [], []
+        self.err = [0.0, 0, 0.0]  # reconstruction errors summed, updates encoded, compression seconds
         self._fill_pending = False
-        self.started_at: dict[int, int] = {}  # client -> the version its model came from (as it heard)
+        self.started_at = np.zeros(n, dtype=np.int64)  # the version each client's model came from (as it heard)
+        self.plain = self.codec.kind == "none" and self.codec.feedback == "none"  # updates sent as they are
         rt.watch(_Acks(self))
         self._check_link()
 
@@ -320,50 +324,61 @@ class FLServer(EventProtocol):
         if not len(cl):
             return
         x = np.asarray(batch.fields["x"][rows], dtype=np.float64)
-        for c, v in zip(cl.tolist(), batch.fields["v"][rows, 0].tolist()):
-            self.started_at[c] = v
+        self.started_at[cl] = batch.fields["v"][rows, 0]
         finish = self.trainer.start(cl, x, self.ctx.now)
-        self.ctx.set_timer(cl, finish - self.ctx.now, "trained")
+        if self.p["slot"] > 0:  # done at the next slot boundary: clients of one slot upload together
+            finish = np.ceil(finish / self.p["slot"]) * self.p["slot"]
+        self.ctx.set_timer_at(cl, finish, "trained")
 
     def _trained(self, nodes: np.ndarray) -> None:
         nodes = np.sort(nodes)
         on = self.online(nodes)
-        sends, payloads = [], []
-        for c, ok in zip(nodes.tolist(), on.tolist()):
-            if not ok:  # off when done: the update is lost with it
-                self.trainer.cancel(c)
-                self.count["updates_dropped"] += 1
-                self.ctx.set_timer([c], self.p["timeout"], "lost-up")
-                continue
-            x0, x1 = self.trainer.result(c)
-            enc = self.codec.encode(c, (x1 - x0).astype(self.wdt))
-            self.errors.append(enc.error)
-            self.seconds.append(enc.seconds)
-            sends.append(c)
-            payloads.append(enc.payload)
-        if not sends:
+        for c in nodes[~on].tolist():  # off when done: the update is lost with it
+            self.trainer.cancel(c)
+            self.count["updates_dropped"] += 1
+            self.ctx.set_timer([c], self.p["timeout"], "lost-up")
+        sends = nodes[on]
+        if not len(sends):
             return
+        pairs = [self.trainer.result(c) for c in sends.tolist()]
+        deltas = np.stack([x1 - x0 for x0, x1 in pairs]).astype(self.wdt)
+        if self.plain:  # kind = "none": the updates as they are, one message each
+            self.err[1] += len(sends)
+            self._upload(sends, {"c_x": deltas})
+            return
+        payloads = []
+        for c, d in zip(sends.tolist(), deltas):
+            enc = self.codec.encode(c, d)
+            self.err[0] += enc.error
+            self.err[1] += 1
+            self.err[2] += enc.seconds
+            payloads.append(enc.payload)
         keys = sorted(payloads[0])
         same = all(sorted(pl) == keys and all(pl[k].shape == payloads[0][k].shape for k in keys) for pl in payloads)
-        groups = [(sends, payloads)] if same else [([c], [pl]) for c, pl in zip(sends, payloads)]
-        for cs, pls in groups:
-            fields = {"c_" + k: np.stack([np.asarray(pl[k]) for pl in pls]) for k in keys}
-            fields["v"] = np.array([[self.started_at[c]] for c in cs], dtype=np.int64)
-            nb = wire.message_bytes(fields, self.n)
-            src = np.asarray(cs, dtype=np.int64)
-            self.count["bytes_up"] += nb * len(cs)
-            self.nbytes[src] = nb
-            self.ctx.send(src, np.full(len(cs), self.server, dtype=np.int64), fields)
+        if same:
+            self._upload(sends, {"c_" + k: np.stack([np.asarray(pl[k]) for pl in payloads]) for k in keys})
+        else:
+            for c, pl in zip(sends.tolist(), payloads):
+                self._upload(np.array([c]), {"c_" + k: np.asarray(v)[None] for k, v in pl.items()})
+
+    def _upload(self, src: np.ndarray, fields: dict) -> None:
+        fields["v"] = self.started_at[src][:, None]
+        nb = wire.message_bytes(fields, self.n)
+        self.count["bytes_up"] += nb * len(src)
+        self.nbytes[src] = nb
+        self.ctx.send(src, np.full(len(src), self.server, dtype=np.int64), fields)
 
     def _uploads(self, batch) -> None:
-        keys = [k for k in batch.fields if k.startswith("c_")]
-        arrived = []
-        for c, r in zip(batch.senders.tolist(), batch.rows.tolist()):
-            delta = np.asarray(self.codec.decode({k[2:]: batch.fields[k][r] for k in keys}), dtype=np.float64)
-            v = int(batch.fields["v"][r, 0])
-            self.status[c] = IDLE
-            arrived.append((c, delta, v))
-        for c, delta, v in arrived:
+        senders, rows = batch.senders, batch.rows
+        self.status[senders] = IDLE
+        versions = batch.fields["v"][rows, 0].tolist()
+        if self.plain:
+            deltas = np.asarray(batch.fields["c_x"][rows], dtype=np.float64)
+        else:
+            keys = [k for k in batch.fields if k.startswith("c_")]
+            deltas = [np.asarray(self.codec.decode({k[2:]: batch.fields[k][r] for k in keys}), dtype=np.float64)
+                      for r in rows.tolist()]
+        for c, delta, v in zip(senders.tolist(), deltas, versions):
             self.on_update(c, delta, v)
         self.after_updates()
 
@@ -436,7 +451,7 @@ class FLServer(EventProtocol):
              "model_version": float(self.version)}
         extra = self.ctx.runtime.res.extra
         extra["staleness_histogram"] = {str(k): v for k, v in sorted(self.stale.items())}
-        extra["compress"] = {"kind": self.codec.kind, "updates": len(self.errors),
-                             "mean_error": float(np.mean(self.errors)) if self.errors else 0.0,
-                             "mean_seconds": float(np.mean(self.seconds)) if self.seconds else 0.0}
+        e, k, sec = self.err
+        extra["compress"] = {"kind": self.codec.kind, "updates": k, "mean_error": e / k if k else 0.0,
+                             "mean_seconds": sec / k if k else 0.0}
         return m

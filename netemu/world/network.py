@@ -179,10 +179,12 @@ class Network:
     def unicast(self, src: np.ndarray, dst: np.ndarray, seqs: np.ndarray, t: float, nbytes) -> tuple[Plan, np.ndarray]:
         """Unicasts ``src[m] → dst[m]``: over the uplink when one end is its server, else over the
         radio; returns the plan and the mask of radio unicasts out of range (never sent)."""
-        recv_all, _, bounds = self.graph(t)
         up = np.zeros(len(src), dtype=bool)
         if self.uplink is not None:
             up = (src == self.uplink.server) | (dst == self.uplink.server)
+            if up.all():  # every message over the uplink: no radio graph
+                return self._uplink(src, dst, seqs, t, nbytes, np.arange(len(src)), None), np.zeros(len(src), bool)
+        recv_all, _, bounds = self.graph(t)
         ok = up.copy()
         for m, (j, i) in enumerate(zip(src.tolist(), dst.tolist())):
             if up[m]:
@@ -193,28 +195,33 @@ class Network:
         radio = np.flatnonzero(ok & ~up)
         plan = self._plan(dst[radio], src[radio], radio, seqs[radio], nbytes, radio, t)
         if up.any():
-            link = np.flatnonzero(up)
-            u = self.uplink
-            size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
-            lost = u.loss.lost_keyed(src[link], seqs[link], dst[link], self.n)
-            d = u.delay.delays(size, None, len(link))
-            arrive = t + d
-            tries = None
-            if u.retries and lost.any():
-                tries = np.zeros(len(link), dtype=np.int64)
-                for a in range(1, u.retries + 1):  # a message is sent again while it is lost
-                    again = np.flatnonzero(lost)
-                    if not len(again):
-                        break
-                    tries[again] += 1
-                    s, q, r = src[link][again], seqs[link][again], dst[link][again]
-                    lost[again] = keyed_uniform(u.loss.seed, "loss", s, q, r, a) < u.loss.loss
-                arrive = t + tries * (d + u.delay.latency) + d
-                tries = np.concatenate([np.zeros(len(plan.recv), dtype=np.int64), tries])
-            plan = Plan(np.concatenate([plan.recv, dst[link]]), np.concatenate([plan.send, src[link]]),
-                        np.concatenate([plan.msg, link]), np.concatenate([plan.lost, lost]),
-                        np.concatenate([plan.arrive, arrive]), tries)
+            plan = self._uplink(src, dst, seqs, t, nbytes, np.flatnonzero(up), plan)
         return plan, ~ok
+
+    def _uplink(self, src, dst, seqs, t: float, nbytes, link: np.ndarray, plan: Plan | None) -> Plan:
+        """The plan of unicasts ``link`` over the uplink, after ``plan``'s radio receptions."""
+        u = self.uplink
+        size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
+        s, q, r = src[link], seqs[link], dst[link]
+        lost = u.loss.lost_keyed(s, q, r, self.n)
+        d = u.delay.delays(size, None, len(link))
+        arrive = t + d
+        tries = None
+        if u.retries and lost.any():
+            tries = np.zeros(len(link), dtype=np.int64)
+            for a in range(1, u.retries + 1):  # a message is sent again while it is lost
+                again = np.flatnonzero(lost)
+                if not len(again):
+                    break
+                tries[again] += 1
+                lost[again] = keyed_uniform(u.loss.seed, "loss", s[again], q[again], r[again], a) < u.loss.loss
+            arrive = t + tries * (d + u.delay.latency) + d
+        if plan is None:
+            return Plan(r, s, link, lost, arrive, tries)
+        if tries is not None:
+            tries = np.concatenate([np.zeros(len(plan.recv), dtype=np.int64), tries])
+        return Plan(np.concatenate([plan.recv, r]), np.concatenate([plan.send, s]), np.concatenate([plan.msg, link]),
+                    np.concatenate([plan.lost, lost]), np.concatenate([plan.arrive, arrive]), tries)
 
     def _plan(self, recv, send, msg, seq, nbytes, index, t: float) -> Plan:
         lost = self.loss.lost_keyed(send, seq, recv, self.n)
