@@ -212,3 +212,16 @@ def test_bad_compress_tables_get_one_line_naming_the_key(cfg, text):
 def test_codec_params_declare_every_key():
     assert set(CODEC_PARAMS) == {"kind", "rank", "k", "fraction", "bits", "feedback"}
     assert build_codec({}, [(3,)], 1, WHERE).kind == "none"
+
+
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_quantize_packs_codes_most_significant_bit_first(bits):
+    # the wire format of the codes: each code's `bits` low bits, MSB first, concatenated, zero-padded
+    codec = build_codec({"kind": "quantize", "bits": bits}, [(7, 9), (5,)], 1, WHERE)
+    x = np.random.default_rng(bits).normal(size=codec.P)
+    enc = codec.encode(0, x)
+    lo, scale = np.repeat(enc.payload["lo"], [63, 5]), np.repeat(enc.payload["scale"], [63, 5])
+    codes = np.rint((enc.approx - lo) / scale).astype(np.uint8)
+    assert codes.max() == 2 ** bits - 1 and codes.min() == 0
+    expect = np.packbits(np.unpackbits(codes[:, None], axis=1)[:, 8 - bits:].reshape(-1))
+    assert np.array_equal(enc.payload["codes"], expect)

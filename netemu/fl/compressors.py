@@ -175,14 +175,28 @@ class Quantize(Compressor):
         return np.repeat(lo, counts) + codes.astype(lo.dtype) * np.repeat(scale, counts)
 
     def _pack(self, codes):
-        if self.bits == 8:
+        """Codes at ``bits`` bits each, most significant first, the last byte zero-padded."""
+        b = self.bits
+        if b == 8:
             return codes
-        bits = np.unpackbits(codes[:, None], axis=1)[:, 8 - self.bits:]
+        if 8 % b == 0:  # 1, 2, 4 bits: whole codes per byte, by shifts
+            per = 8 // b
+            c = np.zeros(-(-codes.size // per) * per, dtype=np.uint8)
+            c[:codes.size] = codes
+            c = c.reshape(-1, per)
+            shifts = (b * np.arange(per - 1, -1, -1)).astype(np.uint8)
+            return np.bitwise_or.reduce(c << shifts, axis=1).astype(np.uint8)
+        bits = np.unpackbits(codes[:, None], axis=1)[:, 8 - b:]
         return np.packbits(bits.reshape(-1))
 
     def _unpack(self, packed, n):
-        if self.bits == 8:
+        b = self.bits
+        if b == 8:
             return packed
+        if 8 % b == 0:
+            per = 8 // b
+            shifts = (b * np.arange(per - 1, -1, -1)).astype(np.uint8)
+            return ((packed[:, None] >> shifts) & np.uint8(2 ** b - 1)).reshape(-1)[:n]
         bits = np.unpackbits(packed)[:n * self.bits].reshape(n, self.bits)
         full = np.zeros((n, 8), dtype=np.uint8)
         full[:, 8 - self.bits:] = bits
