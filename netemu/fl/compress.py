@@ -14,7 +14,8 @@ Interface (what a protocol calls)::
         # enc.nbytes: bytes of the payload actually sent (sum of its arrays' nbytes, dtype-aware)
         # enc.error: ||S - S_approx||_F over all tensors (S = the compressor's input: delta, plus
         #            the client's residual under error feedback)
-        # enc.seconds: wall-clock time of the compression (for logs; not deterministic)
+        # enc.seconds: wall-clock time of the compression (for logs only: it differs from run to
+        #              run, so simulated time must not depend on it)
         # enc.payload: dict[str, np.ndarray], what live mode sends
     codec.decode(enc.payload)             # == enc.approx, bit for bit
     codec.residual(client)                # the client's error-feedback memory e (zeros before any update)
@@ -39,12 +40,14 @@ one row), and
 A low-rank kind uses ``k_t = min(k, rows, cols)`` on each tensor (``004_…``: ``k = min(10, rank)``) and
 sends a tensor whole where its factors would not be smaller than it; a ``rank`` larger than every
 tensor allows is an error. Error feedback (``feedback = "ef"``, ALGORITHMS.md): send
-``m = C(e + Δ)``, keep ``e ← e + Δ − m`` per client. EControl is not implemented.
+``m = C(e + Δ)``, keep ``e ← e + Δ − m`` per client. EControl (Gao, Islamov, Stich 2023) is not
+implemented: its update rule was not available to take from the paper.
 Byte formulas per compressor: docs/compression.md.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -125,7 +128,7 @@ def register(name: str):
     return deco
 
 
-from netemu.fl import compressors as _builtin  # noqa: E402,F401 - registers pca, qrcp, cur, topk, quantize
+importlib.import_module("netemu.fl.compressors")  # registers pca, qrcp, cur, topk, quantize
 
 CODEC_PARAMS: dict[str, Key] = {
     "kind": Key("str", default="none", choices=tuple(REGISTRY),
