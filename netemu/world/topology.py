@@ -31,8 +31,14 @@ def _sorted(recv: np.ndarray, send: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     send = np.asarray(send, dtype=np.int64)
     keep = recv != send
     recv, send = recv[keep], send[keep]
-    order = np.lexsort((recv, send))
-    return recv[order], send[order]
+    if not len(recv):
+        return recv, send
+    # one sort of the key send·base + recv: the order (and the arrays) of a lexsort by (send,
+    # recv), at a fraction of its time on millions of edges
+    base = int(max(recv.max(), send.max())) + 1
+    key = send * base + recv
+    key.sort()
+    return key % base, key // base
 
 
 class RandomTopology:

@@ -1,0 +1,156 @@
+"""How far one machine goes: seconds per round, peak memory and bytes per node against network size.
+
+    python benchmarks/scale.py                      # push-sum, gossip: 10^4..10^6; pulm: 10^3..10^4
+    python benchmarks/scale.py --sizes 1e7 --protocols push-sum --rounds 3   # one big size alone
+
+Each (protocol, size) runs in a fresh process, one at a time: a static radio network (unit disk,
+range 100 m) in a square sized for a mean degree of about ``--degree`` neighbours, loss 0.1, a
+consensus task, no plots, a few rounds. The child builds the run as ``netemu run`` does
+(``runner.prepare``, ``SimEngine.run_protocol``) and reports:
+
+- ``s/round``: the median time between round starts (the steady state: the first round, which
+  builds the radio links once, is counted in ``build s`` instead);
+- ``peak RSS``: the process's peak resident memory (``ru_maxrss``), imports included;
+- ``bytes/node``: (peak RSS − RSS after the imports) / nodes;
+- ``preflight``: netemu's own estimate of the run's memory (``netemu.scenario.preflight``).
+
+Before each size the parent reads the memory available now (``/proc/meminfo``) and skips a size
+whose preflight estimate is above ``--max-gb`` or above what is available (the machine is shared);
+``--fit GB`` then extrapolates, from the measured points (a least-squares line of peak RSS against
+nodes, per protocol), the largest size that fits in GB, and says it is extrapolated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RANGE = 100.0  # metres
+
+
+def scenario(n: int, protocol: str, rounds: int, degree: float) -> dict:
+    side = math.sqrt(n * math.pi * RANGE**2 / degree)
+    return {"seed": 1, "name": f"scale {protocol} {n}",
+            "network": {"nodes": n, "topology": "radio", "range": RANGE, "loss": 0.1},
+            "mobility": {"model": "static", "area": [side, side]},
+            "run": {"rounds": rounds},
+            "output": {"plot": False, "record": False},
+            "protocols": [{"name": protocol}]}
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def child(spec: dict) -> dict:
+    """Run one size in this process; the numbers of the module docstring."""
+    import resource
+
+    import numpy as np
+
+    from netemu.api import load
+    from netemu.engine import SimEngine
+    from netemu.runner import prepare
+    from netemu.scenario import preflight
+
+    sc = load(scenario(spec["n"], spec["protocol"], spec["rounds"], spec["degree"]))
+    estimate = int(preflight.estimate(sc))
+    base = _rss()
+    start = time.perf_counter()
+    trajectories, topology, x0 = prepare(sc)
+    ticks = []
+    engine = SimEngine(sc, x0, trajectories, topology, (), on_round=lambda: ticks.append(time.perf_counter()))
+    res = engine.run_protocol(sc.protocols[0])
+    end = time.perf_counter()
+    ticks.append(end)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    steps = np.diff(ticks)
+    return {"protocol": spec["protocol"], "nodes": spec["n"], "rounds": spec["rounds"],
+            "s_per_round": float(np.median(steps[1:] if len(steps) > 1 else steps)),
+            "build_s": float(ticks[0] - start) if ticks else float("nan"),
+            "total_s": end - start, "peak_rss": peak, "base_rss": base,
+            "bytes_per_node": (peak - base) / spec["n"], "preflight": estimate,
+            "deliveries": res.counters["deliveries"], "bytes_sent": res.counters["bytes_sent"],
+            "consensus_error": res.final().get("consensus_error")}
+
+
+def available() -> int:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def estimate(n: int, protocol: str, rounds: int, degree: float) -> int:
+    from netemu.api import load
+    from netemu.scenario import preflight
+
+    return int(preflight.estimate(load(scenario(n, protocol, rounds, degree))))
+
+
+def gb(x) -> str:
+    return "–" if x is None else f"{x / 2**30:.2f} GB"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="1e4,1e5,1e6", help="node counts of push-sum and gossip")
+    ap.add_argument("--pulm-sizes", default="1e3,3e3,1e4", help="node counts of pulm ('' for none)")
+    ap.add_argument("--protocols", default="push-sum,gossip")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--degree", type=float, default=10.0, help="mean number of neighbours")
+    ap.add_argument("--max-gb", type=float, default=14.0, help="skip a size whose estimate is above this")
+    ap.add_argument("--fit", type=float, default=24.0, help="extrapolate the largest size fitting in GB")
+    ap.add_argument("--json", type=Path, default=None, help="append the measured rows to this file")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    jobs = [(p, int(float(s))) for p in args.protocols.split(",") if p for s in args.sizes.split(",") if s]
+    jobs += [("pulm", int(float(s))) for s in args.pulm_sizes.split(",") if s]
+    rows = []
+    print(f"{'protocol':<9} {'nodes':>10} {'s/round':>9} {'build s':>8} {'peak RSS':>10} {'bytes/node':>11} "
+          f"{'preflight':>10}", flush=True)
+    for protocol, n in jobs:
+        est, free = estimate(n, protocol, args.rounds, args.degree), available()
+        if (est > args.max_gb * 2**30 or est > 0.8 * free):
+            print(f"{protocol:<9} {n:>10} skipped: estimate {gb(est)}, limit {args.max_gb:g} GB, "
+                  f"available now {gb(free)}", flush=True)
+            continue
+        spec = {"n": n, "protocol": protocol, "rounds": args.rounds, "degree": args.degree}
+        p = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True, text=True)
+        if p.returncode != 0:
+            print(f"{protocol:<9} {n:>10} failed: {p.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        r = json.loads(p.stdout.strip().splitlines()[-1])
+        rows.append(r)
+        print(f"{protocol:<9} {n:>10} {r['s_per_round']:>9.4f} {r['build_s']:>8.2f} {gb(r['peak_rss']):>10} "
+              f"{r['bytes_per_node']:>11.0f} {gb(r['preflight']):>10}", flush=True)
+    if args.json:
+        old = json.loads(args.json.read_text()) if args.json.is_file() else []
+        args.json.write_text(json.dumps(old + rows, indent=1) + "\n")
+    for protocol in dict.fromkeys(r["protocol"] for r in rows):
+        pts = [(r["nodes"], r["peak_rss"]) for r in rows if r["protocol"] == protocol]
+        if len(pts) < 2:
+            continue
+        import numpy as np
+
+        x, y = (np.array(v, dtype=float) for v in zip(*pts))
+        slope, icpt = np.polyfit(x, y, 1)
+        if slope > 0:
+            fit = (args.fit * 2**30 - icpt) / slope
+            print(f"{protocol}: peak RSS ≈ {icpt / 2**30:.2f} GB + {slope:.0f} B × nodes (fit of "
+                  f"{len(pts)} measured sizes); {args.fit:g} GB fits about {fit:.3g} nodes (extrapolated)")
+
+
+if __name__ == "__main__":
+    main()
