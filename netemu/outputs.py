@@ -108,7 +108,9 @@ def _clean(v):
     return v
 
 
-def write_summary(path: Path, scenario, results) -> None:
+def write_summary(path: Path, scenario, results, task=None) -> None:
+    """summary.json: the counters and final metrics of each protocol, the optimization task's
+    parameter count (``task``: ``{"kind", "parameters"}``) and the resolved scenario."""
     doc = {
         "netemu": __version__,
         "seed": scenario.seed,
@@ -127,6 +129,8 @@ def write_summary(path: Path, scenario, results) -> None:
         },
         "scenario": scenario.resolved(),
     }
+    if task is not None:
+        doc["task"] = {"kind": getattr(task, "kind", "custom"), "parameters": int(task.dim)}
     path.write_text(json.dumps(doc, indent=2, default=_clean) + "\n", encoding="utf-8")
 
 

@@ -150,7 +150,7 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
 def write_results(stage: Path, sc, results: list, task, suffix: str = "") -> None:
     """metrics.csv, summary.json and the plots of a run (``netemu run`` and ``netemu live``)."""
     write_metrics(stage / "metrics.csv", results)
-    write_summary(stage / "summary.json", sc, results)
+    write_summary(stage / "summary.json", sc, results, task)
     from netemu.fl import report as fl
 
     if fl.is_fl(results):  # the federated-learning table: time to target, bytes, updates

@@ -17,6 +17,16 @@ CFG = dict(kind="charlm", context=16, d_model=32, layers=2, heads=4, corpus="std
            chars_per_client=600, batch=8)
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread, as runs default to ([compute] threads = 1): small models on a shared
+    machine run slower and far more erratically on more."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def task64():
     return build_task(CFG, 3, 0, "cpu", torch.float64)
@@ -101,17 +111,21 @@ def test_stacked_model_equals_the_vmap_reference_and_rows_are_independent():
     torch.testing.assert_close(g1[0], grad[1], rtol=1e-10, atol=1e-13)
 
 
-def test_loss_decreases_over_a_few_dozen_steps_on_one_client(task64):
-    x = task64.x0()[:1].copy()
+def test_loss_decreases_over_a_few_dozen_steps_on_one_client():
+    task = build_task({**CFG, "d_model": 16, "layers": 1, "heads": 2}, 3, 0, "cpu", torch.float64)
+    n = task.sizes[0]
+    whole = (np.arange(n)[None, :], np.full((1, n), 1.0 / n))  # client 0's windows
+
+    def loss(x):
+        return float(task.model.loss_grad(task.capture(x), task.X[whole[0]], task.y[whole[0]],
+                                          task._t(whole[1]))[0][0])
+
+    x = task.x0()[:1].copy()
     rng = np.random.default_rng(2)
-    full = (np.arange(task64.sizes[0])[None, :], np.full((1, task64.sizes[0]), 1.0 / task64.sizes[0]))
-    first = float(task64.model.loss_grad(task64.capture(x), task64.X[full[0]], task64.y[full[0]],
-                                         task64._t(full[1]))[0][0])
-    for _ in range(40):
-        x -= 0.5 * task64.grads(x, task64.sample(np.array([0]), rng))
-    last = float(task64.model.loss_grad(task64.capture(x), task64.X[full[0]], task64.y[full[0]],
-                                        task64._t(full[1]))[0][0])
-    assert first > math.log(corpus.V) - 0.5 and last < first - 1.0
+    first = loss(x)
+    for _ in range(30):
+        x -= 1.0 * task.grads(x, task.sample(np.array([0]), rng))
+    assert first > math.log(corpus.V) - 0.5 and loss(x) < first - 1.0
 
 
 def test_perplexity_is_exp_loss_and_chunked_evaluation_equals_the_whole(task64, monkeypatch):
@@ -188,3 +202,25 @@ def test_bad_model_or_size_keys(tmp_path, change, text):
     with pytest.raises(ScenarioError) as err:
         build_task({**CFG, "corpus": str(f), **change}, 3, 0, "cpu", torch.float32)
     assert text in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_charlm_run_records_perplexity_and_states_its_parameter_count(tmp_path):
+    import json
+
+    import netemu
+
+    sc = {"name": "tiny charlm", "seed": 3, "network": {"nodes": 3, "topology": "random", "p": 0.9},
+          "run": {"rounds": 3, "period": 0.1}, "output": {"plot": False, "record": False},
+          "task": {"kind": "charlm", "chars_per_client": 300, "context": 16, "d_model": 16, "layers": 1,
+                   "heads": 2},
+          "compute": {"device": "cpu"}, "protocols": [{"name": "local-sgd", "lr": 0.5, "tau": 2}]}
+    netemu.run(sc, out=tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["task"] == {"kind": "charlm", "parameters": corpus.parameter_count(16, 16, 1, 2)}
+    rows = [line.split(",") for line in (tmp_path / "out" / "metrics.csv").read_text().splitlines()[1:]]
+    loss = {r[1]: float(r[4]) for r in rows if r[3] == "loss"}
+    ppl = {r[1]: float(r[4]) for r in rows if r[3] == "perplexity"}
+    assert set(loss) == set(ppl) and len(loss) == 4
+    assert all(ppl[k] == pytest.approx(math.exp(loss[k]), rel=1e-12) for k in loss)
+    assert loss["3"] < loss["0"]
+    assert "accuracy" not in {r[3] for r in rows}
