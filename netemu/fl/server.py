@@ -89,7 +89,8 @@ class LocalTraining:
     time until its result is asked for; then every job not yet computed (``batched``) or only that
     one advances, one batched ``ctx.compute`` gradient call per step for all of them. A job's
     result is a pure function of its start model and its minibatches, so computing it early gives
-    what computing it on time would; with full-batch tasks the two modes give the same bits."""
+    what computing it on time would; with full-batch tasks the two modes agree to rounding (a
+    batched matrix product may sum in another order), with minibatches they draw other samples."""
 
     def __init__(self, ctx, steps: int, lr: float, batched: bool) -> None:
         self.comp, self.steps, self.lr, self.batched = ctx.compute, steps, lr, batched
