@@ -30,6 +30,7 @@ transmissions, ``tick`` to tell external nodes a round has begun, ``finish`` at 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import math
 
@@ -110,6 +111,7 @@ class Medium(asyncio.DatagramProtocol):
         self.loop = None
         self.rt = None  # the runtime this medium serves (its network plans, observers, counters)
         self.planned: dict = {}  # (src, round or ("s", seq), receiver) -> planned arrival time
+        self.timers: list = []  # loop times of the copies scheduled and not sent yet (a heap)
         self.rejected = dict.fromkeys(M.REASONS, 0)
         self.dropped = dict.fromkeys(DROP_CAUSES, 0)  # kernel: filled in by the runtime at the end
         self.stats = dict(received=0, from_nodes=0, rate_limited_nodes=0, accepted=0, bytes_accepted=0,
@@ -369,6 +371,9 @@ class Medium(asyncio.DatagramProtocol):
             plan, out = rt.net.unicast(one, np.array([dst], dtype=np.int64), seqs, at, nbytes)
             if out.any():
                 rt.dropped(rt.k, at, np.array([dst]), one, "range")
+        if plan.tries is not None and plan.tries.any():  # uplink retries, as the simulator counts them
+            more = plan.tries > 0
+            rt.retried(plan.recv[more], plan.send[more], plan.tries[more])
         if plan.lost.any():
             st["drops"] += int(plan.lost.sum())
             rt.dropped(rt.k, at, plan.recv[plan.lost], plan.send[plan.lost], "loss")
@@ -389,7 +394,17 @@ class Medium(asyncio.DatagramProtocol):
         recv, arrive = recv[order], arrive[order]
         cuts = np.flatnonzero(np.diff(arrive)) + 1
         for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(arrive)]]).tolist()):
-            self.loop.call_at(clock.wall(float(arrive[a])), self._send_all, data, recv[a:b].tolist())
+            when = clock.wall(float(arrive[a]))
+            heapq.heappush(self.timers, when)
+            self.loop.call_at(when, self._send_timed, data, recv[a:b].tolist())
+
+    def _send_timed(self, data: bytes, receivers) -> None:
+        heapq.heappop(self.timers)  # timers fire in the order of their times
+        self._send_all(data, receivers)
+
+    def due(self) -> bool:
+        """Whether a copy's sending time has come and it is not sent yet (the loop will send it)."""
+        return bool(self.timers) and self.timers[0] <= self.loop.time()
 
     def _send_all(self, data: bytes, receivers) -> None:
         """Send ``data`` (a message) to each node of ``receivers`` that is present; with a key,

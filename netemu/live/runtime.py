@@ -221,6 +221,10 @@ class Session:
             for t in transports:
                 t.close()
         res = finish(rt, self.task) if rt is not None else RunResult(self.p["label"], self.p["name"])
+        if rt is not None and sc.run.get("target_loss") is not None:  # as netemu run reports it
+            from netemu.fl.report import time_to_target
+
+            res.extra["time_to_target"] = time_to_target(res.rows, sc.run["target_loss"])
         res.wall_seconds = _time.perf_counter() - wall
         self._counters(res, medium, ext, info, rt, kernel)
         return res
@@ -344,7 +348,8 @@ class Session:
                      "authenticated": self.keys is not None,
                      "run_id": self.keys.run.hex() if self.keys is not None else None,
                      **{k: v for k, v in st.items() if k not in ("drops", "late")},
-                     "late_receptions": late_rx, "externals": ext.summary(),
+                     "late_receptions": late_rx, "not_taken": sum(1 for key in medium.planned if key[2] in medium.local),
+                     "externals": ext.summary(),
                      "refused_claims": list(ext.refused_claims), "claims_refused": ext.claims_refused,
                      "departed": sorted(ext.departed), "failure": self.failure},
         }

@@ -12,7 +12,8 @@ same runtime and round driver run unchanged:
   planned arrival instant, ordered as the simulator orders them (by instant, sender, receiver),
   each delivery stamped with its planned simulated time. Round protocols get their round's
   deliveries before the round ends (``settle``, run by the wall clock before every event);
-  event protocols as soon as the loop reads them.
+  event protocols get each batch as an event of the clock at its planned instant (the clock
+  wakes for it), so it comes after every earlier timer, compute completion and delivery.
 
 A round's rows are gathered into one ``[n, …]`` buffer per field (row ``j`` = sender ``j``'s
 message), so per-receiver sums run over the same rows in the same order as in the simulator: a
@@ -129,12 +130,15 @@ class UdpTransport:
     # -- receptions ----------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        """Let every datagram already queued in the local sockets be read, then deliver them."""
+        """Let every datagram already on its way be read, then deliver them: what the local
+        sockets hold, what the medium has yet to read, and the copies whose sending time has come
+        (when the wall clock lags, a transmission can still be at any of these steps)."""
+        st, medium = self.medium.stats, self.medium
         for _ in range(10_000):
-            before = len(self.inbox)
+            before = (len(self.inbox), st["received"], st["forwarded_local"])
             await asyncio.sleep(0)
             await asyncio.sleep(0)
-            if len(self.inbox) == before:
+            if (len(self.inbox), st["received"], st["forwarded_local"]) == before and not medium.due():
                 break
         self.take()
 
@@ -205,4 +209,7 @@ class UdpTransport:
                 fields = {k: self.rt.ctx.xp.like(v) for k, v in fields.items()}
             idx = np.array([order[g[3][1]] for g in group], dtype=np.int64)
             batch = Batch(self.n, recv, send, idx, fields)
+            # on the clock at its planned instant: after every earlier timer, completion or delivery
+            self.rt.at(t, self.rt.deliver, t, batch)
+            return
         self.rt.deliver(t, batch)

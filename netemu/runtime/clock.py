@@ -46,7 +46,9 @@ class WallClock:
 
     ``settle`` (an async callable, e.g. the live transport's drain) runs before every callback so
     datagrams already in the sockets are taken in first, as the simulator orders deliveries that
-    arrive by an instant before that instant's other events.
+    arrive by an instant before that instant's other events. An event scheduled while the loop
+    waits for a later one (a delivery the live transport took in) wakes it, so events run in the
+    order of their simulated times whenever the wall clock keeps up.
     """
 
     live = True
@@ -61,9 +63,13 @@ class WallClock:
         self._heap: list = []
         self._seq = itertools.count()
         self._stopped = False
+        self._waiting = None  # (time waited for, future) while the loop sleeps
 
     def call_at(self, t: float, fn, *args) -> None:
         heapq.heappush(self._heap, (t, next(self._seq), fn, args))
+        waiting = self._waiting
+        if waiting is not None and t < waiting[0] and not waiting[1].done():
+            waiting[1].set_result(None)  # an earlier event than the one waited for: wake up
 
     def wall(self, t: float) -> float:
         """Loop time of simulated second ``t``."""
@@ -83,16 +89,26 @@ class WallClock:
 
         loop = asyncio.get_running_loop()
         self.t0 = t0
-        while self._heap and not self._stopped:
-            t, _, fn, args = heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and not self._stopped:
+            t, n, fn, args = heap[0]
             wait = self.wall(t) - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
+            if wait > 0:  # sleep until then, or until an earlier event is scheduled (a live delivery)
+                fut = loop.create_future()
+                self._waiting = (t, fut)
+                timer = loop.call_at(self.wall(t), lambda f=fut: f.done() or f.set_result(None))
+                await fut
+                timer.cancel()
+                self._waiting = None
+                continue
             self.max_lag = max(self.max_lag, loop.time() - self.wall(t))
             if self.settle is not None:
                 await self.settle()
+                if heap[0][1] != n:  # the sockets brought an earlier event: that one first
+                    continue
             if self._stopped:
                 break
+            heapq.heappop(heap)
             self.events += 1
             self.now = t
             fn(*args)
