@@ -100,6 +100,11 @@ def gb(x) -> str:
     return "–" if x is None else f"{x / 2**30:.2f} GB"
 
 
+def show(r: dict) -> None:
+    print(f"{r['protocol']:<9} {r['nodes']:>10} {r['s_per_round']:>9.4f} {r['build_s']:>8.2f} "
+          f"{gb(r['peak_rss']):>10} {r['bytes_per_node']:>11.0f} {gb(r['preflight']):>10}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="1e4,1e5,1e6", help="node counts of push-sum and gossip")
@@ -110,6 +115,8 @@ def main() -> None:
     ap.add_argument("--max-gb", type=float, default=14.0, help="skip a size whose estimate is above this")
     ap.add_argument("--fit", type=float, default=24.0, help="extrapolate the largest size fitting in GB")
     ap.add_argument("--json", type=Path, default=None, help="append the measured rows to this file")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="print the table and fits of the rows in this --json file, running nothing")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -118,6 +125,9 @@ def main() -> None:
     jobs = [(p, int(float(s))) for p in args.protocols.split(",") if p for s in args.sizes.split(",") if s]
     jobs += [("pulm", int(float(s))) for s in args.pulm_sizes.split(",") if s]
     rows = []
+    if args.report:
+        rows, jobs, args.json = sorted(json.loads(args.report.read_text()),
+                                       key=lambda r: (r["protocol"] == "pulm", r["protocol"], r["nodes"])), [], None
     print(f"{'protocol':<9} {'nodes':>10} {'s/round':>9} {'build s':>8} {'peak RSS':>10} {'bytes/node':>11} "
           f"{'preflight':>10}", flush=True)
     for protocol, n in jobs:
@@ -131,10 +141,11 @@ def main() -> None:
         if p.returncode != 0:
             print(f"{protocol:<9} {n:>10} failed: {p.stderr.strip().splitlines()[-1:]}", flush=True)
             continue
-        r = json.loads(p.stdout.strip().splitlines()[-1])
-        rows.append(r)
-        print(f"{protocol:<9} {n:>10} {r['s_per_round']:>9.4f} {r['build_s']:>8.2f} {gb(r['peak_rss']):>10} "
-              f"{r['bytes_per_node']:>11.0f} {gb(r['preflight']):>10}", flush=True)
+        rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        show(rows[-1])
+    if args.report:
+        for r in rows:
+            show(r)
     if args.json:
         old = json.loads(args.json.read_text()) if args.json.is_file() else []
         args.json.write_text(json.dumps(old + rows, indent=1) + "\n")
@@ -144,11 +155,13 @@ def main() -> None:
             continue
         import numpy as np
 
+        power = 2 if protocol == "pulm" else 1  # pulm's messages and state are [n, n]
         x, y = (np.array(v, dtype=float) for v in zip(*pts))
-        slope, icpt = np.polyfit(x, y, 1)
+        slope, icpt = np.polyfit(x**power, y, 1)
         if slope > 0:
-            fit = (args.fit * 2**30 - icpt) / slope
-            print(f"{protocol}: peak RSS ≈ {icpt / 2**30:.2f} GB + {slope:.0f} B × nodes (fit of "
+            fit = ((args.fit * 2**30 - icpt) / slope) ** (1 / power)
+            term = "nodes" if power == 1 else "nodes²"
+            print(f"{protocol}: peak RSS ≈ {icpt / 2**30:.2f} GB + {slope:.4g} B × {term} (least squares over "
                   f"{len(pts)} measured sizes); {args.fit:g} GB fits about {fit:.3g} nodes (extrapolated)")
 
 
