@@ -145,3 +145,14 @@ def test_the_scenario_files_sweep_table_is_a_grid(tmp_path, scenario_file):
         shipped = ROOT / "scenarios" / f"{name}.toml"
         runs = plan(shipped).runs
         assert [r.scenario.resolved() for r in runs] == [sc.resolved() for _, sc in load_sweep(shipped)]
+
+
+def test_progress_shows_done_failed_remaining(tmp_path, scenario_file):
+    path = scenario_file(TINY)
+    out = tmp_path / "o"
+    r = sweep_cli(path, "--grid", "network.loss=0,0.3", "-j", "1", "--progress", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "done 0, failed 0, remaining 2" in r.output and "done 2, failed 0, remaining 0" in r.output
+    assert "2/2" in r.output  # tqdm's count (with its rate and ETA)
+    r = sweep_cli(path, "--grid", "network.loss=0,0.3,0.5", "-j", "1", "--progress", "--out", out)
+    assert "2 already finished, 1 to run" in r.output and "done 2, failed 0, remaining 1" in r.output
