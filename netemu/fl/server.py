@@ -34,6 +34,7 @@ histogram and the mean reconstruction error and compression time of the updates.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import ClassVar
 
@@ -70,6 +71,24 @@ COMMON = {
     "batched": Key("bool", True, doc="the local steps of clients training at the same time are computed "
                                      "in one batched call per step; false: one client at a time"),
 }
+
+
+_BLAS = None
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs on one thread: the codecs' small products and SVDs
+    cost 1–10 ms each instead of microseconds when a multi-threaded BLAS meets a busy machine, and
+    one thread gives the same bits whatever the machine."""
+    global _BLAS
+    if _BLAS is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _BLAS = ThreadpoolController()
+        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+            _BLAS = False
+    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
 
 
 def model_shapes(task) -> list[tuple]:
@@ -348,12 +367,13 @@ class FLServer(EventProtocol):
             self._upload(sends, {"c_x": deltas})
             return
         payloads = []
-        for c, d in zip(sends.tolist(), deltas):
-            enc = self.codec.encode(c, d)
-            self.err[0] += enc.error
-            self.err[1] += 1
-            self.err[2] += enc.seconds
-            payloads.append(enc.payload)
+        with one_blas_thread():
+            for c, d in zip(sends.tolist(), deltas):
+                enc = self.codec.encode(c, d)
+                self.err[0] += enc.error
+                self.err[1] += 1
+                self.err[2] += enc.seconds
+                payloads.append(enc.payload)
         keys = sorted(payloads[0])
         same = all(sorted(pl) == keys and all(pl[k].shape == payloads[0][k].shape for k in keys) for pl in payloads)
         if same:
@@ -377,8 +397,9 @@ class FLServer(EventProtocol):
             deltas = np.asarray(batch.fields["c_x"][rows], dtype=np.float64)
         else:
             keys = [k for k in batch.fields if k.startswith("c_")]
-            deltas = [np.asarray(self.codec.decode({k[2:]: batch.fields[k][r] for k in keys}), dtype=np.float64)
-                      for r in rows.tolist()]
+            with one_blas_thread():
+                deltas = [np.asarray(self.codec.decode({k[2:]: batch.fields[k][r] for k in keys}), dtype=np.float64)
+                          for r in rows.tolist()]
         for c, delta, v in zip(senders.tolist(), deltas, versions):
             self.on_update(c, delta, v)
         self.after_updates()
