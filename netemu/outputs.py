@@ -129,7 +129,7 @@ def write_summary(path: Path, scenario, results, task=None) -> None:
         },
         "scenario": scenario.resolved(),
     }
-    if task is not None:
+    if getattr(task, "dim", None) is not None:
         doc["task"] = {"kind": getattr(task, "kind", "custom"), "parameters": int(task.dim)}
     path.write_text(json.dumps(doc, indent=2, default=_clean) + "\n", encoding="utf-8")
 
