@@ -111,7 +111,7 @@ class _Track:
         self.k, self.t, self.pos, self.err = [], [], [], []
         self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
         self.curve = []  # (k, t, value) at every sample
-        self.pending_ok, self.pending_lost = [], []
+        self.pending = ([], [])  # (receivers, senders) of deliveries, and of drops, since the last frame
 
 
 class FrameRecorder(Observer):
@@ -132,6 +132,8 @@ class FrameRecorder(Observer):
         self.by_loss = task is not None and task.samples * task.dim * self.n <= NODE_LOSS_BUDGET
         self.tracks: dict[str, _Track] = {}
         self.names: dict[str, str] = {}
+        self._label = None  # the protocol whose pending lists are at hand
+        self._pos: dict[float, np.ndarray] = {}
 
     @classmethod
     def for_run(cls, sc, topology, x0=None, task=None) -> "FrameRecorder":
@@ -147,15 +149,22 @@ class FrameRecorder(Observer):
 
     # -- observer hooks ---------------------------------------------------------------------------
 
+    # deliveries come one call per arrival instant (hundreds of thousands in a run): the arrays are
+    # kept as given (the runtime's read-only slices) and joined once per frame
     def deliver(self, label, k, t, recv, send):
-        if len(recv):
-            self._track(label).pending_ok.append(
-                np.stack([np.asarray(recv, dtype=np.int32), np.asarray(send, dtype=np.int32)], axis=1))
+        if label is not self._label:
+            self._switch(label)
+        self._ok.append((recv, send))
 
     def drop(self, label, k, t, recv, send, why):
-        if len(recv):
-            self._track(label).pending_lost.append(
-                np.stack([np.asarray(recv, dtype=np.int32), np.asarray(send, dtype=np.int32)], axis=1))
+        if label is not self._label:
+            self._switch(label)
+        self._lost.append((recv, send))
+
+    def _switch(self, label: str) -> None:
+        tr = self._track(label)
+        self._label = label
+        self._ok, self._lost = tr.pending
 
     def sample(self, run, k, t, proto, extra=None):
         tr = self._track(run.label)
@@ -174,9 +183,11 @@ class FrameRecorder(Observer):
         tr.t.append(t)
         tr.pos.append(self._positions(proto, t))
         tr.err.append(self._errors(proto).astype(np.float32))
-        for pending, kept, count, kind in ((tr.pending_ok, tr.ok, tr.n_ok, 0), (tr.pending_lost, tr.lost,
-                                                                               tr.n_lost, 1)):
-            links = np.concatenate(pending) if pending else np.zeros((0, 2), dtype=np.int32)
+        for pending, kept, count, kind in ((tr.pending[0], tr.ok, tr.n_ok, 0), (tr.pending[1], tr.lost, tr.n_lost, 1)):
+            links = np.zeros((0, 2), dtype=np.int32)
+            if pending:
+                recv, send = zip(*pending)
+                links = np.stack([np.concatenate(recv), np.concatenate(send)], axis=1).astype(np.int32)
             pending.clear()
             count.append(len(links))
             kept.append(self._cap(links, p, f, kind))
@@ -191,8 +202,10 @@ class FrameRecorder(Observer):
     def _positions(self, proto, t: float) -> np.ndarray:
         if self.fixed is not None:
             return self.fixed
-        pos = proto.ctx.runtime.net.positions(t)
-        return np.asarray(pos[:, :2], dtype=np.float32)
+        pos = self._pos.get(t)  # the protocols of a run share the motion: once per time
+        if pos is None:
+            pos = self._pos[t] = np.asarray(proto.ctx.runtime.net.positions(t)[:, :2], dtype=np.float32)
+        return pos
 
     def _errors(self, proto) -> np.ndarray:
         x = host(proto.estimate()).astype(np.float64, copy=False)

@@ -17,11 +17,9 @@ GIF_DPI = 80
 GIF_FPS = 10
 
 
-def write_gif(rec: Recording, labels: list[str], out: Path, links: int = GIF_LINKS, step: int = 1) -> int:
-    """Write the animation to ``out`` (every ``step``-th frame); its size in bytes."""
-    import tempfile
-
-    from matplotlib.animation import FuncAnimation, PillowWriter
+def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int = 1):
+    """The figure and ``draw(f)``, which shows animation frame ``f`` (every ``step``-th recorded
+    one); and the number of such frames."""
     from matplotlib.collections import LineCollection
 
     from netemu.outputs import log_yaxis, new_figure
@@ -86,8 +84,35 @@ def write_gif(rec: Recording, labels: list[str], out: Path, links: int = GIF_LIN
         title.set_text(f"{meta.get('name') or ''}  —  round {max(ks)}")
         return []
 
+    return fig, draw, total
+
+
+def write_gif(rec: Recording, labels: list[str], out: Path, links: int = GIF_LINKS, step: int = 1) -> int:
+    """Write the animation to ``out`` (every ``step``-th frame); its size in bytes."""
+    import tempfile
+
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    fig, draw, total = drawing(rec, labels, links, step)
     anim = FuncAnimation(fig, draw, frames=total, blit=False, cache_frame_data=False)
     out = Path(out)
     with tempfile.NamedTemporaryFile(suffix=".gif", dir=out.parent if str(out.parent) else ".") as tmp:
         anim.save(tmp.name, writer=PillowWriter(fps=GIF_FPS), dpi=GIF_DPI)
         return _write(out, Path(tmp.name).read_bytes())
+
+
+def write_png(rec: Recording, labels: list[str], out: Path, frame: int | None = None, links: int = GIF_LINKS,
+              dpi: int = 110) -> int:
+    """Write animation frame ``frame`` (default: the middle one) as a PNG; its size in bytes."""
+    import io
+
+    fig, draw, total = drawing(rec, labels, links)
+    frame = total // 2 if frame is None else frame
+    if not 0 <= frame < total:
+        from netemu.errors import NetemuError
+
+        raise NetemuError(f"--frame {frame}: the recording has frames 0..{total - 1}; choose one of them")
+    draw(frame)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return _write(out, buf.getvalue())

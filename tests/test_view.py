@@ -125,6 +125,16 @@ def test_last_frame_errors_equal_final_state_loss():
     np.testing.assert_array_equal(np.array([c[2] for c in tr.curve]), np.array(loss))
 
 
+def test_errors_fall_back_to_the_distance_to_the_mean(monkeypatch):
+    monkeypatch.setattr(recording, "NODE_LOSS_BUDGET", 0)
+    sc = _scenario("pulm_dgd_regression.toml", "run.rounds=4")
+    rec, rt, _, _ = _recorded_run(sc, 0, every=2)
+    assert rec.meta()["error"] == "distance to the nodes' mean (2-norm)"
+    x = np.asarray(rt.proto.estimate(), dtype=np.float64)
+    expect = np.linalg.norm(x - x.mean(axis=0), axis=1)
+    np.testing.assert_allclose(rec.tracks[sc.protocols[0]["label"]].err[-1], expect, rtol=1e-6)
+
+
 def _trace_counts(path):
     """Per (protocol, round): Counter of rx and drops, and the multisets of their links."""
     counts, links = Counter(), {}
@@ -139,11 +149,33 @@ def _trace_counts(path):
     return counts, links
 
 
+EVENT = """seed = 4
+[network]
+nodes = 30
+topology = "radio"
+range = 150.0
+loss = 0.2
+[mobility]
+model = "random-waypoint"
+area = [400, 400]
+[run]
+rounds = 20
+[task]
+dim = 2
+[[protocols]]
+name = "async-push-sum"
+"""
+
+
 @pytest.mark.parametrize("scenario,sets", [
     ("radio_swarm.toml", ["run.rounds=25", "output.frames_every=3"]),  # loss, late and delay drops
     ("pulm_consensus.toml", ["run.rounds=20", "output.frames_every=3"]),
+    ("event", ["output.frames_every=4"]),  # an event protocol: frames every 4 periods
 ])
 def test_link_counts_add_up_to_the_trace(tmp_path, scenario, sets):
+    if scenario == "event":
+        scenario = tmp_path / "event.toml"
+        scenario.write_text(EVENT)
     out = run(tmp_path, scenario, "output.trace=true", *sets)
     out = sorted(p.parent for p in out.rglob("recording.npz"))[0]  # a sweep's first combination
     rec = load(out)
@@ -246,6 +278,12 @@ def test_view_gif(swarm, tmp_path):
         px = np.asarray(im.convert("RGB"))
     assert len(np.unique(px.reshape(-1, 3), axis=0)) > 20
     assert not (tmp_path / "view.html").exists()  # --gif alone writes no page
+    png = tmp_path / "f.png"
+    r = run_cli("view", swarm, "--png", png, "--frame", "30", "--protocol", "gossip")
+    assert r.exit_code == 0, r.output
+    with Image.open(png) as im:
+        assert im.size[0] > 400
+    one_line_error(run_cli("view", swarm, "--png", png, "--frame", "31"), "--frame 31", "0..30")
 
 
 # -- bad input -------------------------------------------------------------------------------------
