@@ -13,6 +13,7 @@ import sys
 
 import msgpack
 import numpy as np
+import pytest
 
 from conftest import ROOT
 from netemu import wire
@@ -74,3 +75,80 @@ def test_live_fl_run_equals_the_simulated_one_update_by_update(tmp_path):
         assert fr["sent_by_local_nodes"] >= 2 * live.counters["messages_sent"]  # every message fragmented
         assert fr["messages_lost"] == 0 and sum(live.extra["rejected"].values()) == 0
     assert trace(tmp_path / "live" / "events.msgpack") == trace(tmp_path / "sim" / "events.msgpack")
+
+
+# -- an outside process as an FL client ---------------------------------------------------------
+
+@pytest.mark.parametrize("keyed", [False, True])
+def test_an_outside_process_takes_part_as_an_fl_client(tmp_path, keyed):
+    key = tmp_path / "live.key"
+    key.write_text("0123456789abcdef0123456789abcdef\n")
+    sc = fl_scenario(protocols=[PROTOCOLS[1]], nodes=4, loss=0.0, scale=4.0,
+                     live={"external": [3], "join_timeout": 30.0, **({"key_file": str(key)} if keyed else {})})
+    procs = []
+
+    def start(session):
+        procs.append(subprocess.Popen([sys.executable, str(ROOT / "examples" / "fl_client.py"),
+                                       str(session.address[1]), "--id", "3"] + (["--key-file", str(key)] if keyed else []),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+
+    (res,) = run_live(sc, tmp_path / "o", on_listen=start)
+    out, err = procs[0].communicate(timeout=30)
+    assert procs[0].returncode == 0, err
+    updates = int(out.split("updates ")[1])
+    assert updates >= 2  # it received the model and answered, more than once
+    ext = res.extra["live"]["externals"]["3"]
+    assert ext["joined"] and not ext["departed"]
+    assert updates - 1 <= ext["transmissions"] <= updates  # the last may come after the run's end
+    assert res.extra["live"]["authenticated"] is keyed
+    assert sum(res.extra["rejected"].values()) == 0, res.extra["rejected"]
+    fr = res.extra["datagrams"]["fragments"]
+    assert fr["at_medium"]["messages"] >= res.counters["messages_sent"]  # every message came in fragments
+    assert fr["sent_by_medium"] > 0 and fr["messages_lost"] == 0
+    with open(tmp_path / "o" / "events.msgpack", "rb") as f:
+        u = msgpack.Unpacker(f, raw=False)
+        next(u)
+        recs = list(u)
+    to_server = [r for r in recs if r["e"] == "rx" and r["src"] == 3 and r["dst"] == 0]
+    sent_by_3 = [r for r in recs if r["e"] == "tx" and r["src"] == 3]
+    assert len(sent_by_3) == ext["transmissions"] and len(to_server) >= ext["transmissions"] - 1
+    last = res.rows[-1][2]
+    assert last["updates_applied"] >= len(to_server) and last["bytes_up"] > 0
+
+
+def test_external_fl_updates_are_checked_before_the_server_sees_them():
+    from types import SimpleNamespace
+
+    from netemu.fl.compress import build_codec
+    from netemu.live.external import FLClients
+
+    P = 6
+    proto = SimpleNamespace(server=0, base={3: np.zeros(P)}, version=2, P=P,
+                            codec=build_codec(None, [(P,)], 5, "compress"))
+    cl = FLClients(proto, {"c_x": ["<f4", [P]], "v": ["<i8", [1]]})
+
+    def f(x=np.ones(P, np.float32), v=1, **extra):
+        return {"c_x": wire.pack_array(x), "v": wire.pack_array(np.array([v], np.int64)), **extra}
+
+    assert cl.check(3, 0, f()) == "unexpected"  # no model was sent to it
+    cl.model_sent(3)
+    assert cl.check(3, 1, f()) == "unexpected"  # not to the server
+    assert cl.check(3, 0, f(v=3)) == "unexpected"  # a version the server never had
+    assert cl.check(3, 0, f(v=-1)) == "unexpected"
+    assert cl.check(3, 0, f(x=np.ones(P))) == "malformed"  # float64, not the model's float32
+    assert cl.check(3, 0, f(x=np.ones(P + 1, np.float32))) == "malformed"
+    assert cl.check(3, 0, f(extra=wire.pack_array(np.zeros(1)))) == "malformed"
+    assert cl.check(3, 0, f(x=np.full(P, np.nan, np.float32))) == "malformed"
+    assert cl.check(4, 0, f()) == "unexpected"  # another client, never sent a model
+    assert cl.check(3, 0, f()) is None  # the awaited update
+    assert cl.check(3, 0, f()) == "unexpected"  # one update per model
+
+
+def test_fl_external_settings_are_checked_before_any_socket(tmp_path):
+    from netemu.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match=r"\[live\] external = \[0\] includes the FL server \(node 0\)"):
+        run_live(fl_scenario(protocols=[PROTOCOLS[1]], live={"external": [0]}), tmp_path / "o")
+    sc = fl_scenario(protocols=[{"name": "dgd", "lr": 0.1}], live={"external": [3]})
+    with pytest.raises(ScenarioError, match=r"external nodes take part in consensus tasks and as FL clients only"):
+        run_live(sc, tmp_path / "o")

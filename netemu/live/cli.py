@@ -56,8 +56,12 @@ def live(scenario: Path, time_scale, port_base, duration, out, seed, overrides, 
         click.echo(f"{session.p['label']}: medium {host}:{port}{auth}, {rounds} rounds in about {wall:.1f} s")
         if lv["external"]:
             key = f" --key-file {lv['key_file']}" if lv.get("key_file") else ""
+            from netemu import registry
+            from netemu.live.external import is_fl
+
+            client = "fl_client.py" if is_fl(registry.get(session.p["name"])) else "live_client.py"
             click.echo(f"  waiting up to {lv['join_timeout']:g} s for external node(s) {lv['external']}: "
-                       f"python examples/live_client.py {port} --id {lv['external'][0]}{key}")
+                       f"python examples/{client} {port} --id {lv['external'][0]}{key}")
         sys.stdout.flush()
 
     def log(r) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from netemu import registry, wire
 from netemu.errors import ScenarioError
 from netemu.live import auth
-from netemu.live.external import estimator
+from netemu.live.external import estimator, fl_server, is_fl
 from netemu.protocol import Context
 from netemu.scenario import schema as S
 from netemu.params import check_table, check_value
@@ -118,10 +118,11 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
     where = sc.source
     n = sc.network["nodes"]
     ext = live["external"]
-    if ext and task is not None:
+    fl = bool(sc.protocols) and is_fl(registry.get(sc.protocols[0]["name"]))
+    if ext and task is not None and not fl:
         raise ScenarioError(f"{where}: [live] external = {ext} with [task] kind = {sc.task['kind']!r}: "
-                            f"external nodes take part in consensus tasks only (their gradients are not "
-                            f"this process's to compute); remove [live] external")
+                            f"external nodes take part in consensus tasks and as FL clients only (their "
+                            f"gradients are not this process's to compute); remove [live] external")
     if ext and len(sc.protocols) != 1:
         raise ScenarioError(f"{where}: [live] external = {ext} needs exactly one [[protocols]] entry "
                             f"(an external process speaks one protocol); this scenario has "
@@ -144,10 +145,18 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
     for p in sc.protocols:
         place = f"{where}: [protocols] {p['label']!r}"
         cls = registry.get(p["name"])
+        if ext and is_fl(cls) and fl_server(p, sc.network) in ext:
+            raise ScenarioError(f"{place}: [live] external = {ext} includes the FL server (node "
+                                f"{fl_server(p, sc.network)}); external nodes are FL clients; remove it from "
+                                f"[live] external")
         if not cls.round_based:
+            if ext and is_fl(cls):
+                out[p["label"]] = None
+                continue
             if ext:
                 raise ScenarioError(f"{place}: protocol {p['name']!r} is event-driven; external nodes "
-                                    f"speak the round protocol of docs/wire.md only; remove [live] external")
+                                    f"speak the round protocol of docs/wire.md, or are FL clients; remove "
+                                    f"[live] external")
             out[p["label"]] = None
             continue
         fields = message_fields(cls, p, sc, x0, task)

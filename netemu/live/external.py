@@ -134,7 +134,8 @@ class Externals:
     def _welcome(self, i: int, nonce: bytes | None = None) -> bytes:
         inf = self.info
         return M.welcome(i, inf["n"], self.x0[i], self.protocol, inf["fields"], inf["period"],
-                         inf["time_scale"], inf["max_datagram"], inf.get("round", -1), nonce, inf.get("run"))
+                         inf["time_scale"], inf["max_datagram"], inf.get("round", -1), nonce, inf.get("run"),
+                         inf.get("extra"))
 
     def record(self, src: int, f: dict, r: int) -> None:
         """Note an accepted transmission of external node ``src`` in round ``r`` (``"f"`` checked).
@@ -168,3 +169,81 @@ class Externals:
                          "address": "%s:%d" % self.addr[i][:2] if i in self.addr else None,
                          "x0": self.x0[i], "transmissions": self.transmissions[i]}
                 for i in self.ids}
+
+
+# -- FL clients run by outside processes -------------------------------------------------------
+
+def is_fl(cls) -> bool:
+    """Whether protocol class ``cls`` is an FL protocol (a server and its clients)."""
+    from netemu.fl.server import FLServer
+
+    return isinstance(cls, type) and issubclass(cls, FLServer)
+
+
+def fl_server(pcfg: dict, network: dict) -> int:
+    """The server node of FL protocol entry ``pcfg`` (as ``FLServer.start`` picks it)."""
+    if pcfg.get("server") is not None:
+        return int(pcfg["server"])
+    up = network.get("uplink")
+    return int(up["server"]) if up else 0
+
+
+def fl_messages(task, pcfg: dict, n: int, seed: int) -> tuple[dict, dict]:
+    """``({name: [dtype, shape]} of the server's model message, the same of a client's update)``:
+    the model ``x`` in the task's dtype and its version ``v``; the update is the codec's payload
+    (``c_<name>``) of a zero update, on a codec of its own (the protocol's keeps its state), and
+    the version ``v`` its model came from."""
+    from netemu.fl.compress import build_codec
+    from netemu.fl.server import model_shapes
+
+    P = int(task.dim)
+    dt = np.float32 if "float32" in str(task.dtype) else np.float64
+    codec = build_codec(pcfg.get("compress"), model_shapes(task), n, "compress", seed=seed)
+    payload = codec.encode(0, np.zeros(P, dtype=dt)).payload
+    v = ["<i8", [1]]
+    model = {"x": [np.dtype(dt).str, [P]], "v": v}
+    update = {"c_" + k: [np.asarray(a).dtype.str, list(np.shape(a))] for k, a in sorted(payload.items())}
+    update["v"] = v
+    return model, update
+
+
+class FLClients:
+    """What the medium checks in an external FL client's transmissions, before any reaches the
+    server: a unicast to the server, an update the server waits for (a model was sent to that
+    client and not answered yet; the version it names is one the server had), fields with exactly
+    the names, dtypes and shapes of ``update`` that the protocol's codec decodes to ``P`` finite
+    values. Anything else is rejected (``unexpected`` or ``malformed``), so no datagram can make
+    the protocol's handler fail."""
+
+    def __init__(self, proto, update: dict) -> None:
+        self.proto, self.update = proto, update
+        self.sizes = {k: int(np.dtype(dt).itemsize * int(np.prod(shape))) for k, (dt, shape) in update.items()}
+        self.sent: dict[int, int] = {}  # external client -> models forwarded to it
+        self.got: dict[int, int] = {}  # external client -> updates accepted from it
+
+    def model_sent(self, i: int) -> None:
+        self.sent[i] = self.sent.get(i, 0) + 1
+
+    def check(self, src: int, dst, f: dict) -> str | None:
+        """``None`` for an update the server can take, else the reason it is rejected."""
+        p = self.proto
+        if dst != p.server or self.got.get(src, 0) >= self.sent.get(src, 0) or src not in p.base:
+            return "unexpected"
+        if set(f) != set(self.update):
+            return "malformed"
+        for k, (dt, shape) in self.update.items():
+            a = f[k]
+            if (not isinstance(a, list) or len(a) != 3 or a[0] != dt or a[1] != shape
+                    or not isinstance(a[2], bytes) or len(a[2]) != self.sizes[k]):
+                return "malformed"
+        v = int(np.frombuffer(f["v"][2], dtype="<i8")[0])
+        if not 0 <= v <= p.version:
+            return "unexpected"
+        try:
+            x = np.asarray(p.codec.decode({k[2:]: M.unpack_fields({k: f[k]})[k] for k in f if k.startswith("c_")}))
+        except Exception:  # a payload the codec cannot take (e.g. an index out of range)
+            return "malformed"
+        if x.shape != (p.P,) or not np.isfinite(x).all():
+            return "malformed"
+        self.got[src] = self.got.get(src, 0) + 1
+        return None

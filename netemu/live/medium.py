@@ -89,6 +89,8 @@ class Medium(asyncio.DatagramProtocol):
         self.frags = frags or fragments.Reassembler(16 * 2**20, 64 * 2**20, 5.0)
         self.msg_no = 0  # message numbers of the medium's fragmented copies
         self.message_bytes = 0  # one node's message of a round protocol (set by the session), else 0
+        self.clients = None  # with external FL clients: their checks (``external.FLClients``)
+        self.server = -1  # the FL server's node id
         self._pieces = (None, ())  # the last message split, and its fragments
         self.keys, self.max_abs, self.limit = keys, max_abs, limit
         no_jitter = delay.jitter == "none" or delay.scale <= 0
@@ -348,8 +350,12 @@ class Medium(asyncio.DatagramProtocol):
         if (type(seq) is not int or not isinstance(at, float) or not math.isfinite(at)
                 or (dst is not None and type(dst) is not int)):
             raise M.Rejected("malformed", "event tx needs integer 's', finite float 'at'")
-        if src not in self.local:
+        rt = self.rt
+        outside = src not in self.local
+        if outside and (self.clients is None or rt is None):
             raise M.Rejected("malformed", "event messages come from local nodes only")
+        if outside and seq != int(rt.seq[src]):
+            raise M.Rejected("malformed", f"an external node numbers its messages 0, 1, …: expected s = {rt.seq[src]}")
         try:
             fields = M.unpack_fields(msg["f"])
         except (ValueError, TypeError):
@@ -358,11 +364,20 @@ class Medium(asyncio.DatagramProtocol):
             bad = M.bad_array(a, self.max_abs)
             if bad is not None:
                 raise M.Rejected(bad)
-        st, rt = self.stats, self.rt
+        if outside:  # an external FL client's update: checked, numbered and timed here
+            why = self.clients.check(src, dst, msg["f"])
+            if why is not None:
+                raise M.Rejected(why)
+            rt.seq[src] += 1
+            at = max(rt.clock.sim_now(), rt.clock.now)
+            self.ext.record(src, msg["f"], -1)
+        st = self.stats
         st["accepted"] += 1
         st["bytes_accepted"] += len(data)
         nbytes = wire.message_bytes({k: np.asarray(v)[None] for k, v in fields.items()}, self.n) if fields else 0
         one, seqs = np.array([src], dtype=np.int64), np.array([seq], dtype=np.int64)
+        if outside:
+            rt._count_tx(one, nbytes)
         if dst is None:
             plan = rt.net.message(one, seqs, at, nbytes)
         else:
@@ -378,6 +393,10 @@ class Medium(asyncio.DatagramProtocol):
             st["drops"] += int(plan.lost.sum())
             rt.dropped(rt.k, at, plan.recv[plan.lost], plan.send[plan.lost], "loss")
         ok = ~plan.lost
+        if self.clients is not None and src == self.server:  # models on their way to external clients
+            for i in plan.recv[ok].tolist():
+                if i in self.ext_ids:
+                    self.clients.model_sent(i)
         self._forward(data, src, ("s", seq), plan.recv[ok], plan.arrive[ok])
 
     def _forward(self, data: bytes, src: int, tag, recv: np.ndarray, arrive: np.ndarray) -> None:
@@ -427,6 +446,8 @@ class Medium(asyncio.DatagramProtocol):
             a = dest[i]
             if a is None:
                 st["absent"] += 1
+                if self.clients is not None and self.rt is not None:  # the FL server learns it is lost
+                    self.rt.dropped(self.rt.k, self.rt.clock.now, np.array([i]), np.array([self.server]), "absent")
                 continue
             if keys is None:
                 for piece in pieces:

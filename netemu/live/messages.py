@@ -45,6 +45,8 @@ REASONS = {
     "hello": "a hello that was refused (the reply says why)",
     "id_taken": "a hello for an external id that another address holds (logged, listed in summary.json)",
     "gone": "a datagram from an external node that has left (bye) or was marked departed",
+    "unexpected": "an external FL client's update the server is not waiting for (no model outstanding, "
+                  "one answered already, a version the server never had, or another receiver than the server)",
     "non_finite": "a transmission carrying a NaN or an infinite value",
     "too_large": "a transmission carrying a value beyond [live] max_abs in magnitude",
     "unauthenticated": "with [live] key_file: a datagram without a tag (a plain message, or too short)",
@@ -199,10 +201,10 @@ def challenge(run: bytes, nonce: bytes) -> bytes:
 
 def welcome(node: int, n: int, x0: list, protocol: str, fields: dict, period: float,
             time_scale: float, max_datagram: int, round_: int, nonce: bytes | None = None,
-            run: bytes | None = None) -> bytes:
+            run: bytes | None = None, extra: dict | None = None) -> bytes:
     msg = {"t": "welcome", "id": node, "n": n, "dim": len(x0), "x0": list(x0),
            "protocol": protocol, "fields": fields, "period": period,
-           "time_scale": time_scale, "max_datagram": max_datagram, "round": round_}
+           "time_scale": time_scale, "max_datagram": max_datagram, "round": round_, **(extra or {})}
     if run is not None:
         msg["run"] = run
     return _pack(_echo(msg, nonce))

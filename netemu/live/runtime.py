@@ -41,12 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from netemu import wire
+from netemu import registry, wire
 from netemu.engine import build_run, divergence_limit, finish, metrics_for
 from netemu.errors import NetemuError
 from netemu.live import auth, config, fragments
 from netemu.live import messages as M
-from netemu.live.external import Externals, estimator
+from netemu.live.external import Externals, FLClients, estimator, fl_messages, fl_server, is_fl
 from netemu.live.medium import Medium, open_endpoint
 from netemu.live.transport import UdpTransport
 from netemu.live.udp import Endpoint, RateLimit, open_socket, proc_drops
@@ -110,13 +110,14 @@ class LiveRecorder(MetricsRecorder):
     """Metrics of a live run: with external nodes, a point waits until their transmissions of
     that round are in (``flush`` records the last one after their final reports)."""
 
-    def __init__(self, metrics, ext: Externals, limit: float | None = None) -> None:
+    def __init__(self, metrics, ext: Externals, limit: float | None = None, reports: bool = True) -> None:
         super().__init__(metrics, limit)
         self.ext = ext
+        self.reports = reports  # False: external nodes are FL clients, the server's model is the estimate
         self.pending = None
 
     def sample(self, run, k, t, proto, extra=None):
-        if not self.ext.ids:
+        if not self.ext.ids or not self.reports:
             return super().sample(run, k, t, proto, extra)
         self.flush(run)
         self.pending = (k, t, np.array(proto.estimate(), copy=True), extra)
@@ -159,11 +160,16 @@ class Session:
         x0 = self.x0 if self.task is None else self.task.x0()
         key = self.security["key"]
         self.keys = keys = auth.Keyring(key, auth.new_run_id()) if key is not None else None
-        ext = Externals(live["external"], x0, self.p["name"],
-                        dict(n=n, fields=spec.describe() if spec else {}, period=sc.run["period"],
-                             time_scale=scale, max_datagram=live["max_datagram"],
-                             run=keys.run if keys is not None else None),
-                        estimator(self.fields or {}), live["max_abs"])
+        welcome = dict(n=n, fields=spec.describe() if spec else {}, period=sc.run["period"],
+                       time_scale=scale, max_datagram=live["max_datagram"],
+                       run=keys.run if keys is not None else None)
+        fl = bool(ext_ids) and is_fl(registry.get(self.p["name"]))  # external nodes are FL clients
+        if fl:
+            model, update = fl_messages(self.task, self.p, n, sc.seed)
+            server = fl_server(self.p, sc.network)
+            welcome.update(fields=model, extra={"server": server, "update": update, "timeout": live["timeout"]})
+        ext = Externals(live["external"], np.zeros((n, 0)) if fl else x0, self.p["name"], welcome,
+                        None if fl else estimator(self.fields or {}), live["max_abs"])
         net = build.network(sc, self.trajectories, self.topology)
         limit = RateLimit(live["rate_limit"]) if live["rate_limit"] > 0 else None
         limits = (live["max_message"], live["reassembly_bytes"], live["reassembly_timeout"])
@@ -171,6 +177,9 @@ class Session:
         self.medium = medium = Medium(n, spec, ext, net.delay, scale, live["max_datagram"], keys,
                                       live["max_abs"], limit, fragments.Reassembler(*limits))
         medium.message_bytes = wire.message_bytes(self.fields, n) if self.fields else 0
+        if fl:  # a version-1 client could not take a model in fragments
+            medium.message_bytes = wire.message_bytes(
+                {k: np.zeros([1, *shape], dtype=np.dtype(dt)) for k, (dt, shape) in model.items()}, n)
         transports: list = []
         rt, why, watch = None, "error", None
         wall = _time.perf_counter()
@@ -183,7 +192,7 @@ class Session:
             ext.started = True
             for i in ext.ids:  # silence is counted from the end of the join phase
                 medium.heard[i] = loop.time()
-            x0 = ext.initial(x0)
+            x0 = x0 if fl else ext.initial(x0)
             nodes = [(int(i), t) for i, t in zip(local, transports[1:])]
             seal = {i: keys.sealer(auth.MEDIUM) for i, _ in nodes} if keys is not None else None
             self.transport = transport = UdpTransport(medium, self.address, nodes, self.inbox, spec, n, seal,
@@ -192,7 +201,7 @@ class Session:
             target = x0.mean(axis=0)
             metrics = metrics_for(self.task, target, sc.run["rounds"],
                                   eval_every(self.task, sc.run["rounds"], sc.output.get("eval_every")))
-            recorder = LiveRecorder(metrics, ext, divergence_limit(sc, x0))
+            recorder = LiveRecorder(metrics, ext, divergence_limit(sc, x0), reports=not fl)
             self.recorder = recorder
 
             def counted():
@@ -200,12 +209,14 @@ class Session:
 
             rt = build_run(sc, self.p, x0, clock, transport, net, self.task, self.observers,
                            on_round=counted, recorder=recorder, local=local)
+            if fl:
+                medium.clients, medium.server = FLClients(rt.proto, update), server
             if ext.ids:
                 watch = loop.create_task(self._watch(loop, medium, ext, rt))
             await clock.run(loop.time() + LEAD)
             info["max_start_lag"] = clock.max_lag
             transport.take()
-            if ext.ids and not rt.res.diverged and self.failure is None:
+            if ext.ids and not fl and not rt.res.diverged and self.failure is None:
                 await self._final_reports(loop, medium, ext, rounds, sc.run["period"] / scale)
             why = "end" if self.failure is None else "failed"
         except asyncio.CancelledError:
@@ -265,6 +276,10 @@ class Session:
                 t = rt.clock.sim_now() if rt.clock.t0 is not None else 0.0
                 medium.depart(i, {"round": int(rt.k), "t": float(t), "silent_s": round(silent, 4),
                                   "timeout_s": timeout})
+                cl = medium.clients
+                if cl is not None and i in rt.proto.base and cl.got.get(i, 0) < cl.sent.get(i, 0):
+                    # an FL client gone with a model: its update is lost (the server frees its slot)
+                    rt.dropped(rt.k, rt.clock.now, np.array([medium.server]), np.array([i]), "departed")
                 _trace(self.observers, {"e": "departed", "p": self.p["label"], "r": int(rt.k), "t": float(t),
                                         "src": i, "why": "timeout"})
                 log.warning("netemu live: external node %d sent nothing for %.2f s ([live] timeout = %g s): "
@@ -286,7 +301,8 @@ class Session:
             port = self.address[1]
             raise NetemuError(f"{self.sc.source}: external node(s) {missing} did not say hello within "
                               f"[live] join_timeout = {timeout:g} s; start them (e.g. python "
-                              f"examples/live_client.py {port} --id {missing[0]}) or raise join_timeout")
+                              f"examples/{'fl_client' if is_fl(registry.get(self.p['name'])) else 'live_client'}.py "
+                              f"{port} --id {missing[0]}) or raise join_timeout")
 
     def _wake(self) -> None:
         if self.medium is not None and self.medium.rt is not None:
