@@ -29,6 +29,7 @@ BUILTIN = {
     "fedasync": "netemu.protocols.fedasync:FedAsync",
     "fedbuff": "netemu.protocols.fedbuff:FedBuff",
     "fedfix": "netemu.protocols.fedfix:FedFix",
+    "traffic": "netemu.protocols.traffic:Traffic",
 }
 
 GROUP = "netemu.protocols"

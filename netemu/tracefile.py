@@ -4,7 +4,7 @@ Records, written one after another (read them with ``msgpack.Unpacker``)::
 
     {"e": "tx",   "p": label, "r": round, "t": time, "src": j, "bytes": size}
     {"e": "rx",   "p": label, "r": round, "t": time, "src": j, "dst": i}
-    {"e": "drop", "p": label, "r": round, "t": time, "src": j, "dst": i, "why": "loss" | "late" | "range"}
+    {"e": "drop", "p": label, "r": round, "t": time, "src": j, "dst": i, "why": "loss" | "late" | "range" | "collision" | "busy"}
     {"e": "departed", "p": label, "r": round, "t": time, …}   (live: an external node fell silent)
 
 The first record is a header ``{"e": "header", "format": "netemu-events", "version": 1}``.
@@ -77,9 +77,13 @@ def summarize(path: Path) -> str:
                     nbytes[p] += rec["bytes"]
         except Exception as exc:
             raise NetemuError(f"{path}: trace is truncated or corrupt ({exc})") from None
-    lines = [f"{'protocol':<16}{'rounds':>8}{'tx':>10}{'rx':>10}{'drop:loss':>11}{'drop:late':>11}{'bytes':>14}"]
+    # a shared medium's drops ([network.mac]) get their own columns, when the trace has any
+    mac = [k for k in ("drop:collision", "drop:busy") if any(c[k] for c in counts.values())]
+    head = "".join(f"{k:>16}" for k in mac)
+    lines = [f"{'protocol':<16}{'rounds':>8}{'tx':>10}{'rx':>10}{'drop:loss':>11}{'drop:late':>11}{head}{'bytes':>14}"]
     for p in counts:
         c = counts[p]
+        cols = "".join(f"{c[k]:>16}" for k in mac)
         lines.append(f"{p:<16}{len(rounds[p]):>8}{c['tx']:>10}{c['rx']:>10}{c['drop:loss']:>11}"
-                     f"{c['drop:late']:>11}{nbytes[p]:>14}")
+                     f"{c['drop:late']:>11}{cols}{nbytes[p]:>14}")
     return "\n".join(lines)

@@ -244,6 +244,10 @@ class Runtime:
 
     def sample(self, k: int, t: float, extra: dict | None = None) -> bool:
         """Metrics point ``k`` at time ``t`` (observers); ``False`` once the run diverged."""
+        medium = getattr(self.net, "medium", None)
+        if medium is not None:  # the shared medium's collision share and utilisation since the last point
+            extra = {**(extra or {}), **medium.sample(t)}
+            self.res.extra["mac"] = medium.summary(t)
         for o in self.observers:
             o.sample(self.res, k, t, self.proto, extra)
         return not self.res.diverged

@@ -12,6 +12,7 @@ import numpy as np
 
 from netemu.protocol import Batch
 from netemu.runtime.batches import RoundBatch
+from netemu.world.network import Plan
 
 
 def _groups(delay: np.ndarray):
@@ -23,8 +24,15 @@ def _groups(delay: np.ndarray):
 
 
 class SimTransport:
+    mac = None  # the shared medium's event path (netemu.world.medium.events), None: ideal
+
     def attach(self, rt) -> None:
         self.rt = rt
+        medium = getattr(rt.net, "medium", None)
+        if medium is not None:
+            from netemu.world.medium.events import EventMedium
+
+            self.mac = EventMedium(medium, rt)
 
     def begin_round(self, k: int, rd, t: float, period: float, out_degree) -> None:
         """Round ``k`` begins at ``t`` (the live transport tells its medium and external nodes)."""
@@ -38,6 +46,11 @@ class SimTransport:
               listen: np.ndarray | None = None) -> None:
         """Broadcast round ``rd.k``'s ``fields`` from the ``active`` nodes at ``rd.time``; receptions
         later than ``period`` are dropped as ``late`` (``listen``: who can receive at all)."""
+        if self.mac is not None:  # through the shared medium (airtime, carrier sense, collisions)
+            from netemu.world.medium.rounds import broadcast_round
+
+            broadcast_round(self.rt, self.mac.med, rd, fields, nbytes, active, period, listen)
+            return
         if rd.jitter is None and rd.edges is not None:
             self._one_instant(rd, fields, nbytes, active, period, listen)
             return
@@ -96,13 +109,33 @@ class SimTransport:
     # -- event protocols: per-message draws (``Network.message``) -----------------------------
 
     def broadcast(self, senders, seqs, fields: dict, nbytes: int, t: float) -> None:
-        self._schedule(self.rt.net.message(senders, seqs, t, nbytes), fields, t)
+        plan = self.rt.net.message(senders, seqs, t, nbytes)
+        if self.mac is not None:
+            self.mac.send(plan, plan.msg, fields, nbytes, t, senders, seqs)
+            return
+        self._schedule(plan, fields, t)
 
     def unicast(self, src, dst, seqs, fields: dict, nbytes: int, t: float) -> None:
         plan, out = self.rt.net.unicast(src, dst, seqs, t, nbytes)
         if out.any():
             self.rt.dropped(self.rt.k, t, dst[out], src[out], "range")
+        if self.mac is not None:  # radio unicasts through the medium, the uplink beside it
+            self._unicast_mac(plan, out, fields, nbytes, t, src, dst, seqs)
+            return
         self._schedule(plan, fields, t)
+
+    def _unicast_mac(self, plan, out, fields, nbytes, t, src, dst, seqs) -> None:
+        up = np.zeros(len(src), dtype=bool)
+        uplink = self.rt.net.uplink
+        if uplink is not None:
+            up = (src == uplink.server) | (dst == uplink.server)
+        radio = np.flatnonzero(~out & ~up)
+        on_radio = ~up[plan.msg]
+        if not on_radio.all():
+            self._schedule(Plan(*(getattr(plan, f)[~on_radio] for f in ("recv", "send", "msg", "lost", "arrive"))),
+                           fields, t)
+        rp = Plan(*(getattr(plan, f)[on_radio] for f in ("recv", "send", "msg", "lost", "arrive")))
+        self.mac.send(rp, np.searchsorted(radio, rp.msg), fields, nbytes, t, src[radio], seqs[radio])
 
     def _schedule(self, plan, fields: dict, t: float) -> None:
         rt = self.rt

@@ -56,8 +56,11 @@ def uplink(sc):
 
 def network(sc, trajectories=None, topology_=None) -> Network:
     """A fresh ``Network`` (one per protocol run: the Gilbert-Elliott chain carries state)."""
+    from netemu.world import medium
+
     return Network(sc.network["nodes"], topology_ or topology(sc), loss(sc), delay(sc),
-                   sc.run["period"], trajectories, uplink(sc))
+                   sc.run["period"], trajectories, uplink(sc),
+                   medium.build(sc.network.get("mac"), sc.network["nodes"], sc.seed))
 
 
 def trajectories(sc, horizon: float | None = None):

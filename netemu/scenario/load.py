@@ -223,6 +223,8 @@ def from_dict(data: dict, source: str = "<scenario>", base_dir: Path | None = No
         if network["uplink"]["server"] >= network["nodes"]:
             raise ScenarioError(f"{source}: [network.uplink] server = {network['uplink']['server']} is not a "
                                 f"node: ids are 0..{network['nodes'] - 1}; pick one of them")
+    if network["mac"] is not None:
+        network["mac"] = check_mac(check_table(network["mac"], S.MAC, source, "network.mac"), network, source)
     mobility = check_table(top["mobility"] or {}, S.MOBILITY, source, "mobility")
     run = check_table(top["run"] or {}, S.RUN, source, "run")
     task = check_table(top["task"] or {}, S.TASK, source, "task")
@@ -272,6 +274,47 @@ def check_network(network: dict, given: dict, source: str) -> None:
         raise ScenarioError(f"{source}: [network] p = {given['p']} is the per-round probability of "
                             f"topology = \"random\"; graph = \"directed-random\" takes "
                             f"edge_prob = {given['p']} instead")
+
+
+def check_mac(mac: dict, network: dict, source: str) -> dict:
+    """``[network.mac]`` keys that are wrong together or with ``[network]``."""
+    where = f"{source}: [network.mac]"
+    if mac["model"] == "ideal":
+        return mac
+    radio = network["topology"] == "radio"
+    r = network["range"]
+    reach = (r["high"] if isinstance(r, dict) else r) if radio and network["reception"] == "unit-disk" else None
+    for key in ("carrier_sense_range", "interference_range"):
+        if mac[key] is not None and not radio:
+            raise ScenarioError(f"{where} {key} = {mac[key]:g} needs positions, but [network] topology = "
+                                f"{network['topology']!r}; use topology = \"radio\" or remove {key} (then "
+                                f"the graph's links decide who senses and who interferes)")
+    if mac["interference_range"] is not None and reach is not None and mac["interference_range"] < reach:
+        raise ScenarioError(f"{where} interference_range = {mac['interference_range']:g} is smaller than the "
+                            f"reception range ([network] range = {reach:g}); a signal that can be received "
+                            f"also interferes: set interference_range >= {reach:g}")
+    sinr = mac["reception"] == "sinr" or mac["sinr_threshold"] is not None
+    if sinr:
+        missing = [k for k in ("sinr_threshold", "tx_power", "reference_loss", "path_loss_exponent") if mac[k] is None]
+        if missing:
+            raise ScenarioError(f"{where} reception = \"sinr\" needs the path-loss parameters, but "
+                                f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set; add e.g. "
+                                f"sinr_threshold = 10, tx_power = 20, reference_loss = 40, path_loss_exponent = 3")
+        if mac["reception"] != "sinr":
+            raise ScenarioError(f"{where} sinr_threshold = {mac['sinr_threshold']:g} is a setting of "
+                                f"reception = \"sinr\"; set reception = \"sinr\" or remove sinr_threshold")
+        if not radio:
+            raise ScenarioError(f"{where} reception = \"sinr\" needs distances, but [network] topology = "
+                                f"{network['topology']!r}; use topology = \"radio\"")
+    if mac["attempts"] and mac["model"] != "csma":
+        raise ScenarioError(f"{where} attempts = {mac['attempts']} limits carrier sensing, a setting of "
+                            f"model = \"csma\" (ALOHA never senses); remove it")
+    bw = (network["delay"] or {}).get("bandwidth")
+    if bw is not None:
+        raise ScenarioError(f"{source}: [network.delay] bandwidth = {bw:g} and [network.mac] model = "
+                            f"{mac['model']!r}: the medium's bitrate sets the transmission time; remove "
+                            f"bandwidth (bitrate = {8 * bw:g} bits/s is the same rate)")
+    return mac
 
 
 def check_live(data: object, n: int, source: str) -> dict:

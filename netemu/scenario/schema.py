@@ -67,6 +67,38 @@ NETWORK = {
     "loss_model": Key("table", None, nullable=True),
     "delay": Key("table", None, nullable=True),
     "uplink": Key("table", None, nullable=True),
+    "mac": Key("table", None, nullable=True),
+}
+
+MAC = {  # [network.mac]: the shared radio medium (netemu.world.medium, docs/medium.md)
+    "model": Key("str", "ideal", choices=("ideal", "aloha", "csma"),
+                 doc="ideal: receptions independent of each other; aloha / csma: a shared medium with "
+                     "airtime and collisions"),
+    "bitrate": Key("float", 1e6, lo=0, lo_open=True, hi=1e12, example="1e6",
+                   doc="bits/s; airtime = preamble + 8 · bytes / bitrate"),
+    "preamble": Key("float", 0.0, lo=0, hi=10, example="192e-6", doc="seconds added to every transmission"),
+    "slot": Key("float", None, lo=0, lo_open=True, hi=10, nullable=True, example="20e-6",
+                doc="s; aloha: slotted ALOHA with this slot (unset: pure ALOHA); csma: the backoff slot "
+                    "(default 20e-6)"),
+    "cw": Key("int", 15, lo=1, hi=10**6, example="15", doc="contention window: backoffs are uniform in 0..cw slots"),
+    "propagation": Key("float", 0.0, lo=0, hi=10, example="1e-6",
+                       doc="propagation delay between any two nodes, s (carrier sense sees a transmission "
+                           "that late; Kleinrock–Tobagi's a = propagation / airtime)"),
+    "attempts": Key("int", 0, lo=0, hi=10**6, example="1",
+                    doc="csma: senses of a frame before it is dropped as busy; 0: unlimited"),
+    "carrier_sense_range": Key("float", None, lo=0, lo_open=True, hi=1e7, nullable=True, example="150",
+                               doc="m; default: a node senses exactly the nodes it can receive"),
+    "interference_range": Key("float", None, lo=0, lo_open=True, hi=1e7, nullable=True, example="200",
+                              doc="m, at least the reception range; default: the reception range"),
+    "reception": Key("str", "protocol", choices=("protocol", "sinr"),
+                     doc="protocol: lost if any other overlapping transmission is heard; sinr: lost if "
+                         "signal / (noise + interference) < sinr_threshold"),
+    "sinr_threshold": Key("float", None, lo=-100, hi=100, nullable=True, example="10", doc="sinr: dB"),
+    "tx_power": Key("float", None, lo=-200, hi=200, nullable=True, example="20", doc="sinr: transmit power, dBm"),
+    "reference_loss": Key("float", None, lo=0, hi=500, nullable=True, example="40", doc="sinr: path loss at 1 m, dB"),
+    "path_loss_exponent": Key("float", None, lo=0.5, hi=10, nullable=True, example="3",
+                              doc="sinr: log-distance path-loss exponent"),
+    "noise": Key("float", -95.0, lo=-300, hi=100, example="-95", doc="sinr: noise power, dBm"),
 }
 
 LOSS_MODEL = {

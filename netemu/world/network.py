@@ -105,9 +105,10 @@ class Uplink:
 
 class Network:
     def __init__(self, n: int, topology, loss, delay, period: float = 1.0, trajectories=None,
-                 uplink: Uplink | None = None) -> None:
+                 uplink: Uplink | None = None, medium=None) -> None:
         self.n, self.period = n, period
         self.uplink = uplink
+        self.medium = medium  # the shared radio medium (netemu.world.medium), None: ideal
         self.topology = topology
         self.trajectories = trajectories
         self.loss = loss

@@ -1,0 +1,163 @@
+"""Collision resolution, vectorized over a set of transmissions by sorting intervals per receiver.
+
+Transmission ``m`` occupies ``[s[m], e[m])`` (airtime) at its sender ``snd[m]``; with one fixed
+propagation delay for every pair of nodes, it occupies ``[s[m] + τ, e[m] + τ)`` at every receiver,
+so overlaps at a receiver are overlaps of the send intervals. ``Pairs`` (a compressed row per
+sender) lists where a sender's signal counts: the nodes within its interference range, itself
+included (a node that transmits cannot receive: half duplex).
+
+``resolve`` builds every (node, transmission) pair of a set, groups the pairs by node with the
+transmissions in order of start (one sort of the transmissions, one stable counting sort of the
+pairs by node), and then, per pair and with no loop over packets:
+
+- **protocol model**: the pair is clean when no other interval in its node's group overlaps it:
+  no earlier one ends after it starts (a running maximum of the ends within the group) and the
+  next one starts at or after its end;
+- **SINR model**: the interference at the pair is the sum of the powers of the other intervals of
+  the group that overlap it: (those starting before its end) − (those ending at or before its
+  start), both prefix sums in a sorted order;
+- the time during which each node hears at least one transmission (its busy time: the union of its
+  group's intervals), for the channel utilisation.
+
+Times are compared through their integer ranks among all the set's starts and ends, so a running
+maximum per group is one ``np.maximum.accumulate`` over ``group · R + rank`` (exact, no float
+offsets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Pairs:
+    """``indices[indptr[j]:indptr[j + 1]]``: the nodes where sender ``j``'s signal counts (sorted,
+    ``j`` itself included); ``power``: the received power of each entry (SINR model), else None."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    n: int
+    power: np.ndarray | None = None
+
+
+def gather(indptr: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the entries of ``rows`` of a compressed structure, row after row, and the
+    index (into ``rows``) of the row of each."""
+    if len(rows) == 1:
+        j = int(rows[0])
+        a, b = int(indptr[j]), int(indptr[j + 1])
+        return np.arange(a, b), np.zeros(b - a, dtype=np.int64)
+    lo, hi = indptr[rows], indptr[rows + 1]
+    cnt = hi - lo
+    total = int(cnt.sum())
+    which = np.repeat(np.arange(len(rows)), cnt)
+    if total == 0:
+        return np.empty(0, dtype=np.int64), which
+    offs = np.repeat(lo - (np.cumsum(cnt) - cnt), cnt)
+    return offs + np.arange(total), which
+
+
+@dataclass
+class Resolution:
+    """Per (node, transmission) pair, grouped by node, transmissions in order of start within a
+    group: ``node``, ``tx`` (index into the set), ``clean`` (protocol model: no overlap; SINR model:
+    SINR above the threshold); ``key`` (``node · M + rank of tx by start``, sorted) to look pairs up;
+    ``busy``: per node, the length of the union of its intervals not before ``floor``."""
+
+    node: np.ndarray
+    tx: np.ndarray
+    clean: np.ndarray
+    key: np.ndarray
+    rank: np.ndarray  # rank[m]: position of transmission m in start order
+    m: int
+    busy: np.ndarray | None = None
+
+    def lookup(self, node: np.ndarray, tx: np.ndarray) -> np.ndarray:
+        """``clean`` of the pairs ``(node[q], tx[q])`` (every one must be a pair of the set)."""
+        pos = np.searchsorted(self.key, node * self.m + self.rank[tx])
+        return self.clean[pos]
+
+
+def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr: float | None = None,
+            noise: float = 0.0, floor: np.ndarray | None = None) -> Resolution:
+    """Resolve transmissions ``[s[m], e[m])`` of senders ``snd[m]`` against each other.
+
+    ``sinr``: the linear SINR threshold of the physical model (None: protocol model), with
+    ``noise`` in the unit of ``pairs.power``. ``floor``: per node, time before which its busy time
+    was already counted (union measured from there on; None: no busy time)."""
+    m = len(s)
+    order = np.argsort(s, kind="stable")
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = np.arange(m)
+    pos, which = gather(pairs.indptr, snd[order])
+    node = pairs.indices[pos]
+    tx = order[which]
+    # stable counting sort by node: transmissions stay in start order within a node's group
+    by_node = np.argsort(node, kind="stable")
+    node, tx, pos = node[by_node], tx[by_node], pos[by_node]
+    # integer ranks of every start and end
+    times, inv = np.unique(np.concatenate([s, e]), return_inverse=True)
+    rs, re_ = inv[:m][tx], inv[m:][tx]
+    span = len(times) + 1
+    first = np.ones(len(node), dtype=bool)
+    first[1:] = node[1:] != node[:-1]
+    group = np.cumsum(first) - 1
+    base = group * span
+    run = np.maximum.accumulate(base + re_)  # running max of the ends within the group
+    prev = np.empty(len(node), dtype=np.int64)
+    prev[0] = -1
+    prev[1:] = run[:-1]
+    prev[first] = -1
+    prev_end = np.where(prev >= 0, prev - base, -1)  # rank of the latest end before this pair (-1: none)
+    last = np.ones(len(node), dtype=bool)
+    last[:-1] = first[1:]
+    nxt = np.empty(len(node), dtype=np.int64)
+    nxt[:-1] = rs[1:]
+    nxt[last] = span  # nothing after it in its group
+    if sinr is None:
+        clean = (prev_end <= rs) & (nxt >= re_)
+    else:
+        clean = _sinr_clean(rs, re_, base, pairs.power[pos], group, first, sinr, noise)
+    busy = None
+    if floor is not None:
+        t_prev = np.where(prev_end >= 0, times[np.maximum(prev_end, 0)], -np.inf)
+        lo = np.maximum(np.maximum(times[rs], t_prev), floor[node])
+        add = np.maximum(times[re_] - lo, 0.0)
+        busy = np.bincount(node, weights=add, minlength=pairs.n)
+    key = node * m + rank[tx]
+    return Resolution(node, tx, clean, key, rank, m, busy)
+
+
+def _sinr_clean(rs, re_, base, power, group, first, threshold: float, noise: float) -> np.ndarray:
+    """SINR of each pair against the other intervals of its group that overlap it, at least the
+    threshold; a pair whose node is transmitting (infinite power of its own signal) is never
+    clean. Overlapping = starting before its end, less those ending at or before its start."""
+    finite = np.isfinite(power)
+    p = np.where(finite, power, 0.0)
+    own = ~finite  # the node's own transmissions
+    c = np.concatenate([[0.0], np.cumsum(p)])
+    co = np.concatenate([[0], np.cumsum(own)])
+    n = len(rs)
+    start_key = base + rs  # sorted (groups in order, starts sorted within a group)
+    gstart = np.flatnonzero(first)[group]
+    upto = np.searchsorted(start_key, base + re_, side="left")  # pairs starting before my end
+    began = c[upto] - c[gstart]
+    began_own = co[upto] - co[gstart]
+    # pairs of the group ending at or before my start: sort the ends within groups
+    end_key = base + re_
+    eo = np.argsort(end_key, kind="stable")
+    ce = np.concatenate([[0.0], np.cumsum(p[eo])])
+    coe = np.concatenate([[0], np.cumsum(own[eo])])
+    sorted_end = end_key[eo]
+    gs = np.searchsorted(sorted_end, base, side="left")
+    done = np.searchsorted(sorted_end, base + rs, side="right")
+    ended = ce[done] - ce[gs]
+    ended_own = coe[done] - coe[gs]
+    interference = began - ended - p
+    own_busy = (began_own - ended_own - own) > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok = p >= threshold * (noise + np.maximum(interference, 0.0))
+    del n
+    return ok & finite & ~own_busy

@@ -1,0 +1,115 @@
+"""A round protocol's broadcasts through the medium (``SimTransport.round`` with a medium).
+
+Every active node has one message for the round's start ``t_k``. ALOHA: it starts after a random
+wait (slotted: ``b`` slots, ``b`` uniform in ``{0, …, cw}``; pure: uniform in ``[0, (cw + 1) ·
+airtime)``), so that the round's transmissions spread instead of all colliding at ``t_k``. CSMA: it
+is ready after ``b`` slots and then follows carrier sense and backoff (``access.csma_round``). A
+transmission that would start after the round's end is never sent; one that ends (plus the
+propagation delay, latency and jitter) after the round's end is late. The transmissions of the
+round, with the tails of earlier ones still on the air, are resolved in one call
+(``resolve.resolve``).
+
+The protocol gets the round's deliveries as one batch (``RoundBatch``: the round's edges and a
+mask) at the instant the last of them arrives; round protocols act only at the round's end, so
+this changes nothing they compute. Observers (the event trace) get every reception at its own
+arrival instant.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from netemu.rng import keyed_uniform
+from netemu.runtime.batches import RoundBatch
+from netemu.world.medium.access import TAG_ROUND, backoff, csma_round
+from netemu.world.medium.resolve import resolve
+
+
+def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, period: float,
+                    listen: np.ndarray | None) -> None:
+    cfg, n, k = med.cfg, rt.n, rd.k
+    t0, t_end = rd.time, rd.time + period
+    net = rt.net
+    pos = net._radio_positions(t0) if net.trajectories is not None else None
+    geo = med.geometry(rd.recv, rd.send, pos)
+    A = float(med.airtime(nbytes))
+    nodes = np.flatnonzero(active)
+    slot = cfg.unit_slot
+    start = np.full(n, np.nan)
+    busy = None
+    if cfg.model == "csma":
+        ready = np.full(n, np.inf)
+        ready[nodes] = t0 + backoff(med.seed, TAG_ROUND, nodes, k, 0, cfg.cw) * slot
+        start, busy, sweeps = csma_round(ready, nodes, np.full(n, A), t_end, geo.cs_indptr, geo.cs_indices,
+                                         med.tau, slot, cfg.cw, cfg.attempts, med.last, med.seed, k)
+        med.sweeps += sweeps
+    elif med.slotted:
+        start[nodes] = t0 + backoff(med.seed, TAG_ROUND, nodes, k, 0, cfg.cw) * cfg.slot
+    else:
+        start[nodes] = t0 + keyed_uniform(med.seed, "radio", TAG_ROUND, nodes, k, 0) * (cfg.cw + 1) * A
+    start[start >= t_end] = np.nan
+    sent = np.flatnonzero(np.isfinite(start))
+    s = start[sent]
+    e = s + A
+    # earlier transmissions still on the air at t0 disturb this round's too
+    old = np.flatnonzero(med.last[1] > t0)
+    ctx_s = np.concatenate([s, med.last[0][old]])
+    ctx_e = np.concatenate([e, med.last[1][old]])
+    ctx_n = np.concatenate([sent, old])
+    res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark)
+    np.maximum.at(med.watermark, res.node, ctx_e[res.tx])
+    med.record(sent, s, e)
+
+    recv, send = rd.recv, rd.send
+    is_sent = np.zeros(n, dtype=bool)
+    is_sent[sent] = True
+    heard = active[send]
+    if listen is not None:
+        heard = heard & listen[recv]
+    on_air = heard & is_sent[send]
+    end = np.full(n, np.nan)
+    end[sent] = e
+    arrive = end[send] + med.tau + net.delay.latency
+    if rd.jitter is not None:
+        arrive = arrive + rd.jitter
+    late = (heard & ~is_sent[send]) | (on_air & ~(arrive <= t_end))
+    ok = on_air & ~late
+    q = np.flatnonzero(ok)
+    txpos = np.full(n, -1)
+    txpos[sent] = np.arange(len(sent))
+    clean = np.zeros(len(recv), dtype=bool)
+    clean[q] = res.lookup(recv[q], txpos[send[q]])
+    collided = ok & ~clean
+    lost = ok & clean & rd.lost
+    keep = ok & clean & ~rd.lost
+    n_col, n_lost, n_late = (int(np.count_nonzero(x)) for x in (collided, lost, late))
+    n_keep = int(np.count_nonzero(keep))
+    hit = np.bincount(send[collided], minlength=n)[sent] > 0
+    med.stats.add(transmissions=len(sent), clean_transmissions=int(np.count_nonzero(~hit)),
+                  busy_drops=int(busy.sum()) if busy is not None else 0, receptions=int(np.count_nonzero(on_air)),
+                  collisions=n_col, late=n_late, airtime=len(sent) * A, access_delay=float((s - t0).sum()),
+                  busy_time=float(res.busy.sum()))
+    rt.dropped_where(k, t0, recv, send, collided, n_col, "collision")
+    rt.dropped_where(k, t0, recv, send, lost, n_lost, "loss")
+    rt.dropped_where(k, t_end, recv, send, late, n_late, "late")
+    rt.res.counters["deliveries"] += n_keep
+    if n_keep == 0:
+        return
+    t_last = float(arrive[keep].max())
+    batch = RoundBatch(n, rd.edges, keep, fields, n_keep)
+    rt.at(t_last, _deliver, rt, t_last, batch, k, keep, arrive)
+
+
+def _deliver(rt, t: float, batch, k: int, keep: np.ndarray, arrive: np.ndarray) -> None:
+    rt.res.counters["events"] += 1
+    if rt._on_deliver:  # every reception at its own arrival instant
+        idx = np.flatnonzero(keep)
+        a = arrive[idx]
+        order = np.argsort(a, kind="stable")
+        idx, a = idx[order], a[order]
+        cuts = np.flatnonzero(np.diff(a)) + 1
+        recv, send = batch.edges.recv, batch.edges.send
+        for lo, hi in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(a)]]).tolist()):
+            for o in rt._on_deliver:
+                o.deliver(rt.label, k, float(a[lo]), recv[idx[lo:hi]], send[idx[lo:hi]])
+    rt._call("on_message", batch, rt.proto.on_message, batch, now=t)
