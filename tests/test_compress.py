@@ -225,3 +225,16 @@ def test_quantize_packs_codes_most_significant_bit_first(bits):
     assert codes.max() == 2 ** bits - 1 and codes.min() == 0
     expect = np.packbits(np.unpackbits(codes[:, None], axis=1)[:, 8 - bits:].reshape(-1))
     assert np.array_equal(enc.payload["codes"], expect)
+
+
+@pytest.mark.parametrize("cfg", KINDS, ids=lambda c: "none" if c is None else "-".join(map(str, c.values())))
+def test_a_diverged_update_travels_as_nans_of_the_same_size(cfg):
+    shapes = [(20, 12), (12,), (6, 2, 3)]
+    codec = build_codec(cfg, shapes, 1, WHERE)
+    x = np.random.default_rng(14).normal(size=codec.P)
+    size = codec.encode(0, x).nbytes
+    x[5] = np.inf
+    x[7] = np.nan
+    enc = codec.encode(0, x)
+    assert enc.nbytes == size and not np.isfinite(enc.approx).all() and math.isnan(enc.error)
+    assert np.array_equal(codec.decode(enc.payload), enc.approx, equal_nan=True)

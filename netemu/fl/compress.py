@@ -200,7 +200,11 @@ class Codec:
         target = delta
         if self.feedback == "ef" and client in self._e:
             target = (self._e[client] + delta).astype(delta.dtype, copy=False)
-        payload = self.compressor.encode(target, client, int(self._count[client]))
+        finite = bool(np.isfinite(target).all())
+        payload = self.compressor.encode(target if finite else np.zeros_like(target), client,
+                                         int(self._count[client]))
+        if not finite:  # a diverged update: the same message, every value NaN, so the server diverges too
+            payload = {k: np.full_like(v, np.nan) if v.dtype.kind == "f" else v for k, v in payload.items()}
         approx = self.compressor.decode(payload).astype(delta.dtype, copy=False)
         if self.feedback == "ef":
             self._e[client] = target - approx
