@@ -5,8 +5,12 @@
   checks everything it receives (rate limit, tags, values, ids);
 - ``auth``: the keyed BLAKE2b tag and sequence numbers of ``[live] key_file``;
 - ``udp``: sockets read with ``recvmsg`` (the kernel's drop count), per-source rate limits;
-- ``external``: node ids reserved for outside processes, their hellos and reported estimates;
+- ``external``: node ids reserved for outside processes, their hellos and reported estimates, and
+  the checks of external FL clients' updates;
 - ``config``: the ``[live]`` settings and the checks made before any socket is opened;
-- ``runtime``: round timers, local node sockets, batches, metrics and outputs;
+- ``fragments``: messages longer than one datagram (wire format version 2), reassembly bounds;
+- ``forward``: the medium's copies, sent at their planned instants (fragmented, tagged);
+- ``nodes``: the local nodes' sockets and the recorder that waits for external nodes;
+- ``runtime``: the live session: sockets, the wall clock, metrics and outputs;
 - ``cli``: the ``netemu live`` command.
 """

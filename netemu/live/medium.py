@@ -30,7 +30,6 @@ transmissions, ``tick`` to tell external nodes a round has begun, ``finish`` at 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import math
 
@@ -38,6 +37,7 @@ import numpy as np
 
 from netemu import wire
 from netemu.live import auth, fragments
+from netemu.live.forward import Forwarding
 from netemu.live import messages as M
 from netemu.live.udp import Endpoint, enlarge_buffers, open_endpoint
 
@@ -72,7 +72,7 @@ class _RoundPlan:
                                                 for j in range(n)]
 
 
-class Medium(asyncio.DatagramProtocol):
+class Medium(Forwarding, asyncio.DatagramProtocol):
     """The channel between live nodes; see the module docstring.
 
     ``addr[i]`` is node ``i``'s registered address (local nodes: their socket; external nodes:
@@ -238,19 +238,6 @@ class Medium(asyncio.DatagramProtocol):
             self.dropped["seq_gap"] += gap
         return payload, True
 
-    def _reply(self, payload: bytes, addr) -> None:
-        """A reply to a hello (tagged for ``HANDSHAKE``: it echoes the hello's nonce)."""
-        if self.keys is not None:
-            self.hs_seq += 1
-            payload = self.keys.seal(payload, auth.HANDSHAKE, self.hs_seq)
-        self.transport.sendto(payload, addr)
-
-    def _to_node(self, payload: bytes, i: int) -> None:
-        if self.keys is not None:
-            self.out_seq[i] += 1
-            payload = self.keys.seal(payload, i, self.out_seq[i])
-        self.transport.sendto(payload, self.addr[i])
-
     # -- message handling ---------------------------------------------------------------------
 
     def _fragment(self, msg: dict, addr) -> tuple:
@@ -398,88 +385,6 @@ class Medium(asyncio.DatagramProtocol):
                 if i in self.ext_ids:
                     self.clients.model_sent(i)
         self._forward(data, src, ("s", seq), plan.recv[ok], plan.arrive[ok])
-
-    def _forward(self, data: bytes, src: int, tag, recv: np.ndarray, arrive: np.ndarray) -> None:
-        """Send copies of ``data`` to ``recv`` at the planned simulated instants ``arrive``."""
-        if not len(recv):
-            return
-        for i, t in zip(recv.tolist(), arrive.tolist()):
-            self.planned[(src, tag, i)] = t
-        clock = self.rt.clock if self.rt is not None else None
-        if self.instant or clock is None:
-            self._send_all(data, recv.tolist())
-            return
-        order = np.argsort(arrive, kind="stable")
-        recv, arrive = recv[order], arrive[order]
-        cuts = np.flatnonzero(np.diff(arrive)) + 1
-        for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(arrive)]]).tolist()):
-            when = clock.wall(float(arrive[a]))
-            heapq.heappush(self.timers, when)
-            self.loop.call_at(when, self._send_timed, data, recv[a:b].tolist())
-
-    def _send_timed(self, data: bytes, receivers) -> None:
-        heapq.heappop(self.timers)  # timers fire in the order of their times
-        self._send_all(data, receivers)
-
-    def due(self) -> bool:
-        """Whether a copy's sending time has come and it is not sent yet (the loop will send it)."""
-        return bool(self.timers) and self.timers[0] <= self.loop.time()
-
-    def _send_all(self, data: bytes, receivers) -> None:
-        """Send ``data`` (a message) to each node of ``receivers`` that is present; with a key,
-        each copy is tagged for its receiver (the message hashed once, the suffix per copy)."""
-        if self.closed:
-            return
-        dest, ext, st = self.dest, self.ext_ids, self.stats
-        sendto = self.transport.sendto
-        keys = self.keys
-        pieces = self._split(data)
-        if keys is not None:
-            hashed = []
-            for piece in pieces:
-                h0 = keys.keyed.copy()
-                h0.update(piece)
-                hashed.append((piece, h0))
-            suffix, seqs = self._suffix, self.out_seq
-        sent = to_ext = 0
-        for i in receivers:
-            a = dest[i]
-            if a is None:
-                st["absent"] += 1
-                if self.clients is not None and self.rt is not None:  # the FL server learns it is lost
-                    self.rt.dropped(self.rt.k, self.rt.clock.now, np.array([i]), np.array([self.server]), "absent")
-                continue
-            if keys is None:
-                for piece in pieces:
-                    sendto(piece, a)
-            else:
-                for piece, h0 in hashed:
-                    s = seqs[i] + 1
-                    seqs[i] = s
-                    sb = s.to_bytes(8, "big")
-                    h = h0.copy()
-                    h.update(suffix[i])
-                    h.update(sb)
-                    sendto(piece + sb + h.digest(), a)
-            sent += 1
-            if i in ext:
-                to_ext += 1
-        st["forwarded_local"] += sent - to_ext
-        st["forwarded_external"] += to_ext
-        if len(pieces) > 1:
-            st["fragments_sent"] += sent * len(pieces)
-
-    def _split(self, data: bytes):
-        """``data`` as the datagrams that carry it: itself, or its fragments (the copies of one
-        message share its fragments and message number)."""
-        if len(data) <= self.room:
-            return (data,)
-        last, pieces = self._pieces
-        if last is not data:
-            pieces = fragments.split(data, self.msg_no, self.room)
-            self.msg_no += 1
-            self._pieces = (data, pieces)
-        return pieces
 
     def _hello(self, msg: dict, addr, fresh: bool = True) -> None:
         if self.keys is not None:
