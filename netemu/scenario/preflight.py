@@ -312,10 +312,11 @@ def _task(sc, n: int, P: int, isz: int, p_how: str) -> list[Part]:
                      f"[network] nodes = {n} × [task] batch = {b} × {width} units × {isz} B × 4",
                      ("[network] nodes", "[task] batch", "[task] hidden"))]
     if kind == "charlm":
-        b, T, d = t.get("batch") or 16, t["context"], t["d_model"]
+        T, d, b = t["context"], t["d_model"], t.get("batch")
+        b = 16 if b is None else (b or max(1, (t["chars_per_client"] - 1) // T))  # 0: all windows
         width = t["layers"] * (16 * d + 2 * t["heads"] * T) + 2 * 97
-        return [Part("activations", float(n) * b * T * width * isz * 3,
-                     f"[network] nodes = {n} × [task] batch = {b} × context = {T} × {width} units × {isz} B × 3",
+        return [Part("activations", float(n) * b * T * width * isz * 2,  # measured: 484 MB of 564 (50 nodes)
+                     f"[network] nodes = {n} × [task] batch = {b} × context = {T} × {width} units × {isz} B × 2",
                      ("[network] nodes", "[task] batch", "[task] context", "[task] d_model"))]
     if kind not in ("logistic", "quadratic"):
         return []
