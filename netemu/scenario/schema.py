@@ -74,7 +74,7 @@ MAC = {  # [network.mac]: the shared radio medium (netemu.world.medium, docs/med
     "model": Key("str", "ideal", choices=("ideal", "aloha", "csma"),
                  doc="ideal: receptions independent of each other; aloha / csma: a shared medium with "
                      "airtime and collisions"),
-    "bitrate": Key("float", 1e6, lo=0, lo_open=True, hi=1e12, example="1e6",
+    "bitrate": Key("float", 1e6, lo=1, hi=1e12, example="1e6",
                    doc="bits/s; airtime = preamble + 8 · bytes / bitrate"),
     "preamble": Key("float", 0.0, lo=0, hi=10, example="192e-6", doc="seconds added to every transmission"),
     "slot": Key("float", None, lo=0, lo_open=True, hi=10, nullable=True, example="20e-6",

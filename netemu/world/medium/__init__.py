@@ -98,6 +98,8 @@ class Geometry:
             power = 10 ** (dbm / 10) / mw_noise  # in units of the noise power
             power[ps == pr] = np.inf
         self.pairs = Pairs(indptr, pr, n, power)
+        # each reception edge's column in its sender's row of pairs (the rows hold every edge)
+        self.edge_col = np.searchsorted(key, send * n + recv) - indptr[send]
         if cfg.carrier_sense_range is not None:
             a, b = _within(pos, cfg.carrier_sense_range)
             c_recv, c_send = a, b

@@ -69,14 +69,19 @@ def sensed_end(nodes: np.ndarray, t: np.ndarray, indptr: np.ndarray, indices: np
 
 def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: float, indptr: np.ndarray,
                indices: np.ndarray, tau: float, slot: float, cw: int, attempts: int, old: tuple,
-               seed: int, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+               seed: int, k: int, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Start times of the round's transmissions (``nan``: not sent: past the round's end, or
     dropped busy) of ``nodes`` ready at ``ready[nodes]``, airtimes ``air`` (per node).
 
-    ``indptr, indices``: the carrier-sense sets by node (rows include the node). ``old``: ``(s, e)``
+    ``indptr, indices``: the carrier-sense sets by node (rows include the node); ``out``: the same
+    relation transposed (who senses each node; default: symmetric, the same). ``old``: ``(s, e)``
     of each node's latest earlier transmission (``nan``: none). Returns ``(start, busy, sweeps)``:
-    start times per node, the nodes dropped busy (mask), and the number of sweeps."""
+    start times per node, the nodes dropped busy (mask), and the number of sweeps.
+
+    A sweep looks only at the pending nodes near a change of the last one (a node that started,
+    deferred or left, and the nodes that sense it): the others were blocked and still are."""
     n = len(ready)
+    out_indptr, out_indices = out if out is not None else (indptr, indices)
     t = ready.copy()
     start = np.full(n, np.nan)
     cur_e = np.full(n, np.nan)
@@ -86,19 +91,26 @@ def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: flo
     pend[nodes] = True
     pend &= t < t_end
     old_s, old_e = old
+    slots = [(start, cur_e)]
+    if np.any(old_e > np.min(t[pend], initial=np.inf) - tau):  # earlier frames still on the air
+        slots.append((old_s, old_e))
     sweeps = 0
-    lb_all = np.full(n, np.inf)
+    lb_all = np.where(pend, t, np.inf)  # lower bound of each pending node's start
+    dirty = pend.copy()
     while True:
-        P = np.flatnonzero(pend)
+        P = np.flatnonzero(pend & dirty)
         if not len(P):
-            break
+            if not pend.any():
+                break
+            dirty = pend.copy()  # (never needed: the earliest pending node is always near a change)
+            continue
         sweeps += 1
         pos, which = gather(indptr, P)
         kk = indices[pos]
         tp = t[P]
         tq = tp[which]
         best = np.full(len(kk), -np.inf)
-        for s, e in ((start, cur_e), (old_s, old_e)):
+        for s, e in slots:
             sk, ek = s[kk] + tau, e[kk] + tau
             on = (sk < tq) & (tq < ek)
             best = np.where(on & (ek > best), ek, best)
@@ -106,29 +118,35 @@ def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: flo
         rows = np.cumsum(cnt) - cnt  # every row holds its own node: none is empty
         cover = np.maximum.reduceat(best, rows)
         covered = cover > tp
-        lb = np.where(covered, cover, tp)
-        lb_all[P] = lb
-        other = kk != P[which]
-        early = other & pend[kk] & (lb_all[kk] + tau < tq)
+        lb_all[P] = np.where(covered, cover, tp)
+        early = (kk != P[which]) & (lb_all[kk] + tau < tq)  # lb_all is inf off the pending set
         blocked = np.logical_or.reduceat(early, rows)
-        lb_all[P] = np.inf
         go = ~blocked & ~covered
         wait = ~blocked & covered
         sent = P[go]
         start[sent] = t[sent]
         cur_e[sent] = t[sent] + air[sent]
         pend[sent] = False
+        changed = [sent]
         dn = P[wait]
         if len(dn):
             tries[dn] += 1
             if attempts > 0:
-                out = dn[tries[dn] >= attempts]
-                busy[out] = True
-                pend[out] = False
+                gone = dn[tries[dn] >= attempts]
+                busy[gone] = True
+                pend[gone] = False
                 dn = dn[tries[dn] < attempts]
             b = backoff(seed, TAG_ROUND, dn, k, tries[dn], cw)
             t[dn] = _cover_of(cover, P, wait, dn) + b * slot
             pend[dn] &= t[dn] < t_end
+            lb_all[dn] = t[dn]
+            changed.append(P[wait])
+        moved = np.concatenate(changed)
+        lb_all[moved[~pend[moved]]] = np.inf
+        dirty[:] = False
+        dirty[moved] = True
+        near, _ = gather(out_indptr, moved)
+        dirty[out_indices[near]] = True
     return start, busy, sweeps
 
 

@@ -73,11 +73,18 @@ class Resolution:
     rank: np.ndarray  # rank[m]: position of transmission m in start order
     m: int
     busy: np.ndarray | None = None
+    built: np.ndarray | None = None  # clean, in the order the pairs were built (by start, then row)
+    offset: np.ndarray | None = None  # offset[m]: where transmission m's row starts in that order
 
     def lookup(self, node: np.ndarray, tx: np.ndarray) -> np.ndarray:
         """``clean`` of the pairs ``(node[q], tx[q])`` (every one must be a pair of the set)."""
         pos = np.searchsorted(self.key, node * self.m + self.rank[tx])
         return self.clean[pos]
+
+    def at(self, tx: np.ndarray, col: np.ndarray) -> np.ndarray:
+        """``clean`` of the ``col[q]``-th entry of the row of transmission ``tx[q]`` (its sender's
+        row of ``Pairs``): a gather, no search."""
+        return self.built[self.offset[tx] + col]
 
 
 def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr: float | None = None,
@@ -94,8 +101,11 @@ def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr
     pos, which = gather(pairs.indptr, snd[order])
     node = pairs.indices[pos]
     tx = order[which]
-    # stable counting sort by node: transmissions stay in start order within a node's group
-    by_node = np.argsort(node, kind="stable")
+    cnt = pairs.indptr[snd + 1] - pairs.indptr[snd]
+    offset = np.empty(m, dtype=np.int64)
+    offset[order] = np.cumsum(cnt[order]) - cnt[order]
+    # stable sort by node: transmissions stay in start order within a node's group
+    by_node = stable_argsort(node, pairs.n)
     node, tx, pos = node[by_node], tx[by_node], pos[by_node]
     # integer ranks of every start and end
     times, inv = np.unique(np.concatenate([s, e]), return_inverse=True)
@@ -127,7 +137,21 @@ def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr
         add = np.maximum(times[re_] - lo, 0.0)
         busy = np.bincount(node, weights=add, minlength=pairs.n)
     key = node * m + rank[tx]
-    return Resolution(node, tx, clean, key, rank, m, busy)
+    built = np.empty(len(clean), dtype=bool)
+    built[by_node] = clean
+    return Resolution(node, tx, clean, key, rank, m, busy, built, offset)
+
+
+def stable_argsort(a: np.ndarray, n: int) -> np.ndarray:
+    """``np.argsort(a, kind="stable")`` of integers in ``[0, n)``, by numpy's radix sort of 16-bit
+    keys (one pass below 32768, else two: low 15 bits, then the rest)."""
+    if n <= 32767:
+        return np.argsort(a.astype(np.int16), kind="stable")
+    if n <= 2**30:
+        o1 = np.argsort((a & 0x7FFF).astype(np.int16), kind="stable")
+        o2 = np.argsort((a[o1] >> 15).astype(np.int16), kind="stable")
+        return o1[o2]
+    return np.argsort(a, kind="stable")
 
 
 def _sinr_clean(rs, re_, base, power, group, first, threshold: float, noise: float) -> np.ndarray:

@@ -78,7 +78,7 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     txpos = np.full(n, -1)
     txpos[sent] = np.arange(len(sent))
     clean = np.zeros(len(recv), dtype=bool)
-    clean[q] = res.lookup(recv[q], txpos[send[q]])
+    clean[q] = res.at(txpos[send[q]], geo.edge_col[q])
     collided = ok & ~clean
     lost = ok & clean & rd.lost
     keep = ok & clean & ~rd.lost
