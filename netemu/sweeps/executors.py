@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import tempfile
+import threading
 from pathlib import Path
 
 from netemu.errors import NetemuError
@@ -143,6 +144,18 @@ def check_ray(address: str) -> None:
                           f"(ray status on the head node) or use --ray auto for a local one") from None
 
 
+def _unwrapped(fn, *args, **kwargs):
+    """``fn(...)``; a signal handler's exception that Ray wraps in a ``SystemError`` (SIGTERM's
+    ``Terminated``) is raised as itself."""
+    try:
+        return fn(*args, **kwargs)
+    except SystemError as e:
+        cause = e.__cause__
+        if isinstance(cause, BaseException) and not isinstance(cause, Exception):
+            raise cause from None
+        raise
+
+
 class RayExecutor:
     """The runs as Ray tasks (see the module docstring)."""
 
@@ -163,8 +176,16 @@ class RayExecutor:
     def _init(self) -> None:
         import ray
 
+        term = signal.getsignal(signal.SIGTERM)
         if ray.is_initialized():
             return
+        try:
+            self._init_ray(ray)
+        finally:  # Ray's own SIGTERM handler would end the process without the sweep's clean-up
+            if term is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, term)
+
+    def _init_ray(self, ray) -> None:
         quiet = dict(logging_level="ERROR", log_to_driver=False)
         if self.address == "auto":
             try:
@@ -194,7 +215,8 @@ class RayExecutor:
                                      num_gpus=1 if cuda else 0).remote(run.scenario)
                 pending[ref] = run
             while pending:
-                done, _ = ray.wait(list(pending), num_returns=1)
+                # a timeout, so that Ctrl-C and SIGTERM are handled while runs are under way
+                done, _ = _unwrapped(ray.wait, list(pending), num_returns=1, timeout=1.0)
                 for ref in done:
                     run = pending.pop(ref)
                     try:
