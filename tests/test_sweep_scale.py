@@ -37,3 +37,18 @@ def test_flat_trajectories_are_views_equal_to_the_split_arrays():
     ref = Trajectories(want_t, want_p, list(range(40)))
     for t in (0.0, 0.3, 0.77, 2.0):
         assert np.array_equal(traj.positions(t), ref.positions(t))
+
+
+def test_ray_resources_per_run():
+    import netemu
+    from netemu.sweeps.executors import resources
+
+    opt = {"network": {"nodes": 4}, "task": {"kind": "quadratic"}, "protocols": [{"name": "dgd"}]}
+    cuda = netemu.load({**opt, "compute": {"device": "cuda", "threads": 4}})
+    auto = netemu.load({**opt, "compute": {"device": "auto", "threads": 0}})
+    cpu = netemu.load({**opt, "compute": {"device": "cpu", "threads": 2}})
+    consensus = netemu.load({"network": {"nodes": 4}, "protocols": [{"name": "push-sum"}]})
+    assert resources(cuda, False) == (4, 1) and resources(cuda, True) == (4, 1)
+    assert resources(auto, False) == (1, 0) and resources(auto, True) == (1, 1)
+    assert resources(cpu, True) == (2, 0)
+    assert resources(consensus, True) == (1, 0)

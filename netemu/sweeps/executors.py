@@ -144,6 +144,16 @@ def check_ray(address: str) -> None:
                           f"(ray status on the head node) or use --ray auto for a local one") from None
 
 
+def resources(sc, cluster_has_gpus: bool) -> tuple[int, int]:
+    """``(CPUs, GPUs)`` one run of ``sc`` asks Ray for: ``[compute] threads`` CPUs (at least 1; 0,
+    torch's default, counts as 1), and one GPU when it computes on CUDA: ``device = "cuda"``, or
+    ``"auto"`` for an optimization task on a cluster that has GPUs."""
+    c = sc.compute or {}
+    optimizing = sc.task["kind"] != "consensus"
+    cuda = optimizing and (c.get("device") == "cuda" or (c.get("device") == "auto" and cluster_has_gpus))
+    return max(1, int(c.get("threads") or 1)), 1 if cuda else 0
+
+
 def _unwrapped(fn, *args, **kwargs):
     """``fn(...)``; a signal handler's exception that Ray wraps in a ``SystemError`` (SIGTERM's
     ``Terminated``) is raised as itself."""
@@ -208,11 +218,8 @@ class RayExecutor:
         pending = {}
         try:
             for run in runs:
-                c = run.scenario.compute or {}
-                cuda = c.get("device") == "cuda" or (c.get("device") == "auto" and gpus
-                                                    and run.scenario.task["kind"] != "consensus")
-                ref = remote.options(num_cpus=max(1, int(c.get("threads") or 1)),
-                                     num_gpus=1 if cuda else 0).remote(run.scenario)
+                cpus, gpus_wanted = resources(run.scenario, gpus)
+                ref = remote.options(num_cpus=cpus, num_gpus=gpus_wanted).remote(run.scenario)
                 pending[ref] = run
             while pending:
                 # a timeout, so that Ctrl-C and SIGTERM are handled while runs are under way
