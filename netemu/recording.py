@@ -16,7 +16,8 @@ run), and at a run's last sample, it takes a frame:
 - the links ``(receiver, sender)`` that delivered and that lost a message (any drop: loss, late,
   out of range) since the previous frame; beyond ``LINK_CAP`` per frame and kind, the ``LINK_CAP``
   links of smallest ``keyed_uniform(seed, "recording", protocol, frame, kind, receiver, sender)``
-  are kept (a deterministic sample), and ``n_ok``/``n_lost`` keep the full counts.
+  are kept, in key order (a deterministic sample, the same when taken in pieces between frames far
+  apart), and ``n_ok``/``n_lost`` keep the full counts.
 
 The file is ``recording.npz`` (``np.load`` reads it; uncompressed, members dated 1980 so that a
 run writes the same bytes every time): ``meta`` (JSON as bytes) and, per protocol ``i`` in the
@@ -46,6 +47,7 @@ TARGET_FRAMES = 300  # default frames per run
 AUTO_MAX_NODES = 2000  # [output] record = "auto": on up to this many nodes
 LINK_CAP = 2000  # links kept per frame and kind (delivered, lost)
 NODE_LOSS_BUDGET = EVAL_BUDGET  # sample-parameters of one frame's per-node losses; above: distance to mean
+COMPACT = 4096  # pending pieces of links (one per arrival instant) joined between frames beyond this
 LOSS_CHUNK = 2 * 10**7  # sample-parameters of one batched evaluation
 
 
@@ -112,6 +114,7 @@ class _Track:
         self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
         self.curve = []  # (k, t, value) at every sample
         self.pending = ([], [])  # (receivers, senders) of deliveries, and of drops, since the last frame
+        self.beyond = [0, 0]  # of these, links already left out by the cap (``FrameRecorder._join``)
 
 
 class FrameRecorder(Observer):
@@ -172,8 +175,14 @@ class FrameRecorder(Observer):
         m = run.rows[-1][2] if run.rows else {}
         value = m.get("consensus_error", m.get("loss", float("nan")))
         tr.curve.append((k, t, float(value)))
+        p = list(self.tracks).index(run.label)
         if k % self.every == 0 or k >= self.rounds or run.diverged:
-            self._frame(tr, list(self.tracks).index(run.label), k, t, proto)
+            self._frame(tr, p, k, t, proto)
+            return
+        for kind in (0, 1):  # frames far apart: the links so far, capped, in place of many pieces
+            if len(tr.pending[kind]) > COMPACT:
+                links = self._join(tr, p, len(tr.k), kind)
+                tr.pending[kind].append((links[:, 0], links[:, 1]))
 
     # -- frames ------------------------------------------------------------------------------------
 
@@ -183,20 +192,28 @@ class FrameRecorder(Observer):
         tr.t.append(t)
         tr.pos.append(self._positions(proto, t))
         tr.err.append(self._errors(proto).astype(np.float32))
-        for pending, kept, count, kind in ((tr.pending[0], tr.ok, tr.n_ok, 0), (tr.pending[1], tr.lost, tr.n_lost, 1)):
-            links = np.zeros((0, 2), dtype=np.int32)
-            if pending:
-                recv, send = zip(*pending)
-                links = np.stack([np.concatenate(recv), np.concatenate(send)], axis=1).astype(np.int32)
-            pending.clear()
-            count.append(len(links))
-            kept.append(self._cap(links, p, f, kind))
+        for kind, kept, count in ((0, tr.ok, tr.n_ok), (1, tr.lost, tr.n_lost)):
+            links = self._join(tr, p, f, kind)
+            count.append(len(links) + tr.beyond[kind])
+            tr.beyond[kind] = 0
+            kept.append(links)
 
-    def _cap(self, links: np.ndarray, p: int, f: int, kind: int) -> np.ndarray:
+    def _join(self, tr: _Track, p: int, f: int, kind: int) -> np.ndarray:
+        """The pending links of ``kind`` as one ``[L, 2]`` array, emptied from ``tr.pending``;
+        beyond ``LINK_CAP``, those of smallest key (the count left out goes to ``tr.beyond``).
+        The key is a pure function of the link and the frame: capping in pieces keeps the same."""
+        pending = tr.pending[kind]
+        if not pending:
+            return np.zeros((0, 2), dtype=np.int32)
+        recv, send = zip(*pending)
+        pending.clear()
+        links = np.stack([np.concatenate(recv), np.concatenate(send)], axis=1).astype(np.int32)
         if len(links) <= LINK_CAP:
             return links
         key = keyed_uniform(self.seed, "recording", p, f, kind, links[:, 0], links[:, 1])
-        keep = np.sort(np.argpartition(key, LINK_CAP)[:LINK_CAP])
+        keep = np.argpartition(key, LINK_CAP)[:LINK_CAP]
+        keep = keep[np.argsort(key[keep], kind="stable")]  # in key order: equal keys are equal links
+        tr.beyond[kind] += len(links) - LINK_CAP
         return links[keep]
 
     def _positions(self, proto, t: float) -> np.ndarray:

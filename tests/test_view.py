@@ -211,8 +211,12 @@ def test_links_beyond_the_cap_are_a_keyed_sample(tmp_path, monkeypatch):
         pool = Counter(p for r in range(a["k"][f - 1], a["k"][f]) for p in links[("pulm", r, "ok")])
         assert not Counter(map(tuple, got.tolist())) - pool  # a sub-multiset of what was delivered
     assert capped > 0
-    # the same seed: the same bytes
+    # the same seed: the same bytes; and the same when the links are capped in pieces between frames
     assert (outs[0] / "recording.npz").read_bytes() == (outs[1] / "recording.npz").read_bytes()
+    monkeypatch.setattr(recording, "COMPACT", 3)
+    pieces = run(tmp_path, "radio_swarm.toml", "run.rounds=6", "output.frames_every=2", "output.trace=true",
+                 name="pieces")
+    assert (pieces / "recording.npz").read_bytes() == (outs[0] / "recording.npz").read_bytes()
 
 
 def test_recording_leaves_metrics_unchanged_and_follows_record(tmp_path):
