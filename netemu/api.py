@@ -18,7 +18,8 @@ when a table is asked for.
 overridden by the sweep as on the command line), and a swept key with a single value is applied.
 When more than one combination is left, ``run`` raises ``NetemuError`` naming the swept keys and
 their values: loop in Python instead (``[netemu.run(path, set={"network.loss": v}) for v in
-(0.1, 0.3)]``), or use ``netemu run`` for a sweep's side-by-side figure.
+(0.1, 0.3)]``), or use ``netemu run`` for a sweep's side-by-side figure. ``netemu.sweep`` runs
+grids × seeds with confidence bands and resume (``netemu.sweeps``, docs/sweeps.md).
 """
 
 from __future__ import annotations
