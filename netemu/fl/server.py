@@ -34,7 +34,6 @@ histogram and the mean reconstruction error and compression time of the updates.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import ClassVar
 
@@ -82,13 +81,10 @@ def one_blas_thread():
     one thread gives the same bits whatever the machine."""
     global _BLAS
     if _BLAS is None:
-        try:
-            from threadpoolctl import ThreadpoolController
+        from threadpoolctl import ThreadpoolController
 
-            _BLAS = ThreadpoolController()
-        except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-            _BLAS = False
-    return _BLAS.limit(limits=1, user_api="blas") if _BLAS else contextlib.nullcontext()
+        _BLAS = ThreadpoolController()
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def model_shapes(task) -> list[tuple]:
