@@ -9,9 +9,9 @@ it trains, or its update is on the way) or *offline* (``[compute.availability]``
    its size is its encoded bytes, so bandwidth sets its transfer time). It goes over
    ``[network.uplink]`` when there is one, else over the radio (the server has a position and a
    range like every node).
-2. The client trains ``Q = local_steps`` SGD steps from it (``LocalTraining``): the durations of
-   its steps come from the straggler model (``[compute]``), one after another, after any earlier
-   work of that node.
+2. The client trains ``Q = local_steps`` SGD steps from it (``netemu.fl.training``): the
+   durations of its steps come from the straggler model (``[compute]``), one after another,
+   after any earlier work of that node.
 3. It uploads ``Δ = x_end − x_start`` compressed by the protocol's codec
    (``netemu.fl.compress``): the message carries the codec's payload arrays, so its size is the
    compressed size; with the version ``v`` its model came from. A client that is offline when it
@@ -34,7 +34,6 @@ histogram and the mean reconstruction error and compression time of the updates.
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar
 
 import numpy as np
@@ -43,6 +42,7 @@ from netemu import wire
 from netemu.arrays import host
 from netemu.errors import ScenarioError
 from netemu.fl import aggregate as agg
+from netemu.fl.training import LocalTraining, model_shapes, one_blas_thread
 from netemu.params import Key
 from netemu.protocol import EventProtocol
 from netemu.runtime.results import Observer
@@ -70,86 +70,6 @@ COMMON = {
     "batched": Key("bool", True, doc="the local steps of clients training at the same time are computed "
                                      "in one batched call per step; false: one client at a time"),
 }
-
-
-_BLAS = None
-
-
-def one_blas_thread():
-    """A context in which numpy's BLAS runs on one thread: the codecs' small products and SVDs
-    cost 1–10 ms each instead of microseconds when a multi-threaded BLAS meets a busy machine, and
-    one thread gives the same bits whatever the machine."""
-    global _BLAS
-    if _BLAS is None:
-        from threadpoolctl import ThreadpoolController
-
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-def model_shapes(task) -> list[tuple]:
-    """The tensor shapes of ``task``'s flat parameter vector, in order (one flat tensor when the
-    model does not say)."""
-    shapes = getattr(task, "shapes", None) or getattr(task.model, "shapes", None)
-    if shapes:
-        return [tuple(s) for s in shapes]
-    slices = getattr(task.model, "slices", None)  # netemu.compute.models.MLP
-    if slices:
-        return [s for _, _, o, i in slices for s in ((o, i), (o,))]
-    return [(int(task.dim),)]
-
-
-class LocalTraining:
-    """``Q`` SGD steps per client job, computed lazily: a job is only a start model and a finish
-    time until its result is asked for; then every job not yet computed (``batched``) or only that
-    one advances, one batched ``ctx.compute`` gradient call per step for all of them. A job's
-    result is a pure function of its start model and its minibatches, so computing it early gives
-    what computing it on time would; with full-batch tasks the two modes agree to rounding (a
-    batched matrix product may sum in another order), with minibatches they draw other samples."""
-
-    def __init__(self, ctx, steps: int, lr: float, batched: bool) -> None:
-        self.comp, self.steps, self.lr, self.batched = ctx.compute, steps, lr, batched
-        self.x: dict[int, np.ndarray] = {}  # client -> start model, then its result
-        self.todo: dict[int, None] = {}  # clients whose jobs are not computed yet, in start order
-
-    def start(self, clients: np.ndarray, x_start: np.ndarray, now: float) -> np.ndarray:
-        """Start the jobs; returns their finish times."""
-        comp, times, Q = self.comp, self.comp.times, self.steps
-        idx = comp.step_index[clients]
-        if len(clients) == 1:  # one client (the common case): its rows, no grouping
-            c, j = int(clients[0]), int(idx[0])
-            total = np.array([math.fsum(times._row(j + q)[c] for q in range(Q))])
-        else:
-            total = np.zeros(len(clients))
-            for q in range(Q):
-                total += times.draw(clients, idx + q)
-        comp.step_index[clients] = idx + Q
-        finish = np.maximum(comp.busy_until[clients], now) + total
-        comp.busy_until[clients] = finish
-        for c, x in zip(clients.tolist(), x_start):
-            self.x[c] = x
-            self.todo[c] = None
-        return finish
-
-    def result(self, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(x_start, x_end)`` of client ``c``'s job (which ends)."""
-        if c in self.todo:
-            self._compute(list(self.todo) if self.batched else [c])
-        return self.x.pop(c)
-
-    def cancel(self, c: int) -> None:
-        self.todo.pop(c, None)
-        self.x.pop(c, None)
-
-    def _compute(self, clients: list[int]) -> None:
-        x0 = np.stack([self.x[c] for c in clients])
-        nodes = np.asarray(clients, dtype=np.int64)
-        x = x0
-        for _ in range(self.steps):
-            x = x - self.lr * host(self.comp.handle.grad(nodes, x).result())
-        for m, c in enumerate(clients):
-            self.x[c] = (x0[m], x[m])
-            self.todo.pop(c, None)
 
 
 class _Acks(Observer):
