@@ -34,7 +34,7 @@ def staleness_weight(kind: str, tau, a: float = 0.5, b: float = 4.0):
     elif kind == "polynomial":
         w = (t + 1.0) ** (-a)
     elif kind == "hinge":
-        w = np.where(t <= b, 1.0, 1.0 / (a * (t - b) + 1.0))
+        w = np.where(t <= b, 1.0, 1.0 / (a * np.maximum(t - b, 0.0) + 1.0))  # no 1/0 in the unused branch
     else:
         raise ValueError(f"staleness {kind!r} is not one of {', '.join(STALENESS)}")
     return float(w) if w.ndim == 0 else w
