@@ -90,9 +90,8 @@ def test_a_killed_worker_loses_only_its_run(tmp_path, scenario_file):
     out = tmp_path / "o"
     proc = start(path, out, "--jobs", "1")
     assert wait_for(lambda: len(finished(out)) >= 1), proc.communicate(timeout=30)
-    # the pool's worker: a child that is not multiprocessing's resource tracker
-    workers = [c for c in children(proc.pid)
-               if "resource_tracker" not in Path(f"/proc/{c}/cmdline").read_text()]
+    # the pool's worker: a spawned child (not multiprocessing's resource tracker)
+    workers = [c for c in children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
     assert workers
     os.kill(workers[0], signal.SIGKILL)
     stdout, err = proc.communicate(timeout=120)
