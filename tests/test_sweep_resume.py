@@ -205,3 +205,17 @@ def test_an_out_holding_another_sweep_is_refused(tmp_path, scenario_file):
     (tmp_path / "x" / "notes.txt").write_text("mine")
     r = CliRunner().invoke(main, ["sweep", str(path), "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "holds files and no sweep.json" in r.output
+
+
+def test_sigterm_stops_a_ray_sweep_and_keeps_its_runs(tmp_path, scenario_file):
+    pytest.importorskip("ray", reason="the Ray executor needs pip install 'netemu[ray]'")
+    path = scenario_file(SLOW)
+    out = tmp_path / "o"
+    proc = start(path, out, "--ray", "auto")
+    assert wait_for(lambda: len(finished(out)) >= 1, timeout=120), proc.communicate(timeout=30)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err  # the sweep's own handler, not Ray's
+    assert "the finished runs are kept" in err
+    assert 1 <= len(finished(out)) < 8
+    assert not [p for p in out.rglob(".netemu-*")]
