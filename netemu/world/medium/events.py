@@ -51,6 +51,8 @@ class EventMedium:
         self.log_id: list = []
         self.next_id = 0
         self.max_air = 0.0
+        self.contending = np.zeros(rt.n, dtype=bool)  # csma: a node's frame is deferring
+        self.queue: dict = {}  # node -> [(call, msg)] waiting behind its deferring frame
 
     def _geo(self, t: float):
         net = self.rt.net
@@ -85,19 +87,27 @@ class EventMedium:
         for r in np.unique(rank[~now]).tolist():
             self._later(t + r * air, call, msgs[rank == r])
 
-    def _later(self, at: float, call, msgs) -> None:
+    def _later(self, at: float, call, msgs, retry: bool = False) -> None:
         bucket = self.retries.get(at)
         if bucket is None:
             self.retries[at] = bucket = []
             self.rt.at(at, self._retry, at)
-        bucket.append((call, msgs))
+        bucket.append((call, msgs, retry))
 
     def _retry(self, at: float) -> None:
-        for call, msgs in self.retries.pop(at):
-            self._access(call, msgs, at)
+        for call, msgs, retry in self.retries.pop(at):
+            self._access(call, msgs, at, retry=retry)
 
-    def _access(self, call, msgs: np.ndarray, t: float) -> None:
+    def _access(self, call, msgs: np.ndarray, t: float, retry: bool = False) -> None:
         med, cfg = self.med, self.med.cfg
+        if cfg.model == "csma" and not retry:  # one deferring frame per node; later ones queue behind it
+            behind = self.contending[call.senders[msgs]]
+            if behind.any():
+                for m in msgs[behind].tolist():
+                    self.queue.setdefault(int(call.senders[m]), []).append((call, m))
+                msgs = msgs[~behind]
+                if not len(msgs):
+                    return
         if cfg.model == "aloha":
             if not med.slotted:
                 self._start(call, msgs, t)
@@ -113,6 +123,8 @@ class EventMedium:
         idle = end == -np.inf
         if idle.any():
             self._start(call, msgs[idle], t)
+            if retry:  # the node's next frame contends once this one is over
+                self.rt.at(t + call.air, self._next, call.senders[msgs[idle]], t + call.air)
         busy, bend = msgs[~idle], end[~idle]
         if not len(busy):
             return
@@ -121,11 +133,26 @@ class EventMedium:
             out = call.tries[busy] >= cfg.attempts
             if out.any():
                 self._drop_busy(call, busy[out], t)
+                if retry:
+                    self._next(call.senders[busy[out]], t)
             busy, bend = busy[~out], bend[~out]
+        self.contending[call.senders[busy]] = True
         b = backoff(med.seed, TAG_EVENT, call.senders[busy], call.seqs[busy], call.tries[busy], cfg.cw)
         when = bend + b * cfg.unit_slot
         for at in np.unique(when).tolist():
-            self._later(at, call, busy[when == at])
+            self._later(at, call, busy[when == at], retry=True)
+
+    def _next(self, nodes: np.ndarray, t: float) -> None:
+        """``nodes``' deferring frames are done (sent, or dropped): each one's next queued frame
+        senses now."""
+        self.contending[nodes] = False
+        for j in nodes.tolist():
+            waiting = self.queue.get(j)
+            if waiting:
+                call, m = waiting.pop(0)
+                if not waiting:
+                    del self.queue[j]
+                self._access(call, np.array([m]), t)
 
     def _drop_busy(self, call, msgs, t: float) -> None:
         self.med.stats.add(busy_drops=len(msgs))
