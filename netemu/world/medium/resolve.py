@@ -69,15 +69,18 @@ class Resolution:
     node: np.ndarray
     tx: np.ndarray
     clean: np.ndarray
-    key: np.ndarray
+    key: np.ndarray | None
     rank: np.ndarray  # rank[m]: position of transmission m in start order
     m: int
     busy: np.ndarray | None = None
     built: np.ndarray | None = None  # clean, in the order the pairs were built (by start, then row)
     offset: np.ndarray | None = None  # offset[m]: where transmission m's row starts in that order
+    reach: np.ndarray | None = None  # per node, the latest end among its pairs (-inf: none; with floor)
 
     def lookup(self, node: np.ndarray, tx: np.ndarray) -> np.ndarray:
         """``clean`` of the pairs ``(node[q], tx[q])`` (every one must be a pair of the set)."""
+        if self.key is None:
+            self.key = self.node * self.m + self.rank[self.tx]
         pos = np.searchsorted(self.key, node * self.m + self.rank[tx])
         return self.clean[pos]
 
@@ -130,16 +133,18 @@ def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr
         clean = (prev_end <= rs) & (nxt >= re_)
     else:
         clean = _sinr_clean(rs, re_, base, pairs.power[pos], group, first, sinr, noise)
-    busy = None
+    busy = reach = None
     if floor is not None:
+        reach = np.full(pairs.n, -np.inf)  # per node, the latest end it hears
+        reach[node[last]] = times[run[last] - base[last]]
         t_prev = np.where(prev_end >= 0, times[np.maximum(prev_end, 0)], -np.inf)
         lo = np.maximum(np.maximum(times[rs], t_prev), floor[node])
         add = np.maximum(times[re_] - lo, 0.0)
         busy = np.bincount(node, weights=add, minlength=pairs.n)
-    key = node * m + rank[tx]
+    key = None
     built = np.empty(len(clean), dtype=bool)
     built[by_node] = clean
-    return Resolution(node, tx, clean, key, rank, m, busy, built, offset)
+    return Resolution(node, tx, clean, key, rank, m, busy, built, offset, reach)
 
 
 def stable_argsort(a: np.ndarray, n: int) -> np.ndarray:

@@ -57,7 +57,7 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     ctx_e = np.concatenate([e, med.last[1][old]])
     ctx_n = np.concatenate([sent, old])
     res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark)
-    np.maximum.at(med.watermark, res.node, ctx_e[res.tx])
+    np.maximum(med.watermark, res.reach, out=med.watermark)
     med.record(sent, s, e)
 
     recv, send = rd.recv, rd.send
