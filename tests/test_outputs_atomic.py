@@ -39,7 +39,8 @@ def test_a_rerun_replaces_the_whole_set(tmp_path):
     run_scenario(small(), out, progress=False)
     assert (out / "consensus_error.png").is_file()
     (out / "stale.txt").write_text("from an earlier run")
-    run_scenario(small(output={"plot": False}), out, progress=False)
+    assert (out / "recording.npz").is_file()
+    run_scenario(small(output={"plot": False, "record": False}), out, progress=False)  # no plot, no recording
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "summary.json"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".netemu-")]
 
