@@ -306,6 +306,10 @@ def load(folder: Path) -> Recording:
     if not folder.is_dir():
         raise NetemuError(f"{folder}: no such folder; give the output folder of a netemu run (netemu run "
                           f"SCENARIO --out {folder})")
+    runs = sorted(p.parent.name for p in folder.glob(f"*/{FILE}"))
+    if not path.is_file() and runs:
+        raise NetemuError(f"{folder}: a sweep's folder; give one of its runs, e.g. {folder / runs[0]} "
+                          f"({len(runs)} with a recording)")
     if not path.is_file():
         raise NetemuError(f"{folder}: no {FILE} in this folder; make one with netemu run SCENARIO --out "
                           f"{folder} (recording is on up to {AUTO_MAX_NODES} nodes; above, set [output] "

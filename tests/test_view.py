@@ -296,6 +296,8 @@ def test_folder_without_a_recording(tmp_path):
     out = run(tmp_path, "radio_swarm.toml", "run.rounds=3", "output.record=false")
     one_line_error(run_cli("view", out), "no recording.npz", "netemu run SCENARIO --out", "record = true")
     one_line_error(run_cli("view", tmp_path / "nowhere"), "no such folder")
+    sweep = run(tmp_path, "pulm_consensus.toml", "run.rounds=3", name="sweep")
+    one_line_error(run_cli("view", sweep), "a sweep's folder", str(sweep / "network.loss=0.1"), "2 with a recording")
 
 
 def test_unknown_protocol(swarm):
