@@ -15,7 +15,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from netemu import recording
+from netemu import recording, registry
 from netemu.engine import SimEngine
 from netemu.errors import NetemuError, ScenarioError
 from netemu.outputs import Plotter, opt_plots, staged, write_metrics, write_summary
@@ -112,6 +112,10 @@ def run_scenario(sc, out: Path, progress: bool | None = None, log=None, task=Non
     elif task.n != sc.network["nodes"]:
         raise ScenarioError(f"{sc.source}: the task has data for {task.n} nodes but [network] nodes = "
                             f"{sc.network['nodes']}; make them equal")
+    for i, p in enumerate(sc.protocols):  # checks against the task (FL: a codec's rank and the tensors)
+        check = getattr(registry.get(p["name"]), "check_task", None)
+        if check is not None and task is not None:
+            check(p, task, f"{sc.source}: [protocols #{i + 1}]")
     if progress is None:
         progress = sys.stderr.isatty()
     bar = _bar(sc.run["rounds"] * len(sc.protocols)) if progress else _NoBar()

@@ -205,3 +205,11 @@ def test_live_run_equals_the_simulated_one(tmp_path):
     sim = (tmp_path / "sim" / "metrics.csv").read_text().splitlines()
     assert live == sim
     assert any(",updates_retried," in line and not line.endswith(",0.0") for line in sim)
+
+
+def test_a_rank_the_tensors_do_not_allow_is_refused_before_any_run(tmp_path):
+    sc = scenario([{"name": "fedavg"}, {"name": "fedbuff", "K": 5, "compress": {"kind": "pca", "rank": 2}}])
+    with pytest.raises(ScenarioError, match=r"<scenario>: \[protocols #2\] compress.rank = 2 is larger than any "
+                                            r"tensor allows"):
+        run_scenario(sc, tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()

@@ -119,6 +119,13 @@ class FLServer(EventProtocol):
         cls.check_params(p, n - 1, where)
 
     @classmethod
+    def check_task(cls, p: dict, task, where: str) -> None:
+        """Checks against the task, before any run: the codec fits the model's tensors."""
+        from netemu.fl.compress import build_codec
+
+        build_codec(p.get("compress"), model_shapes(task), 1, f"{where} compress")
+
+    @classmethod
     def check_params(cls, p: dict, clients: int, where: str) -> None:
         """Checks of a protocol's own keys against the number of ``clients``."""
 
