@@ -104,7 +104,9 @@ def test_an_outside_process_takes_part_as_an_fl_client(tmp_path, keyed):
     assert sum(res.extra["rejected"].values()) == 0, res.extra["rejected"]
     fr = res.extra["datagrams"]["fragments"]
     assert fr["at_medium"]["messages"] >= res.counters["messages_sent"]  # every message came in fragments
-    assert fr["sent_by_medium"] > 0 and fr["messages_lost"] == 0
+    assert fr["sent_by_medium"] > 0
+    # nothing lost, but the client's update that was coming in when the run ended
+    assert fr["messages_lost"] == fr["at_medium"]["unfinished"] <= 1
     with open(tmp_path / "o" / "events.msgpack", "rb") as f:
         u = msgpack.Unpacker(f, raw=False)
         next(u)

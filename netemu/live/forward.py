@@ -22,17 +22,20 @@ class Forwarding:
     ``_reply`` / ``_to_node`` (the medium's own datagrams)."""
 
     def _reply(self, payload: bytes, addr) -> None:
-        """A reply to a hello (tagged for ``HANDSHAKE``: it echoes the hello's nonce)."""
-        if self.keys is not None:
-            self.hs_seq += 1
-            payload = self.keys.seal(payload, auth.HANDSHAKE, self.hs_seq)
-        self.transport.sendto(payload, addr)
+        """A reply to a hello (tagged for ``HANDSHAKE``: it echoes the hello's nonce); a welcome
+        longer than a datagram (a large ``x0``) goes in fragments."""
+        for piece in self._split(payload):
+            if self.keys is not None:
+                self.hs_seq += 1
+                piece = self.keys.seal(piece, auth.HANDSHAKE, self.hs_seq)
+            self.transport.sendto(piece, addr)
 
     def _to_node(self, payload: bytes, i: int) -> None:
-        if self.keys is not None:
-            self.out_seq[i] += 1
-            payload = self.keys.seal(payload, i, self.out_seq[i])
-        self.transport.sendto(payload, self.addr[i])
+        for piece in self._split(payload):
+            if self.keys is not None:
+                self.out_seq[i] += 1
+                piece = self.keys.seal(piece, i, self.out_seq[i])
+            self.transport.sendto(piece, self.addr[i])
 
     def _forward(self, data: bytes, src: int, tag, recv: np.ndarray, arrive: np.ndarray) -> None:
         """Send copies of ``data`` to ``recv`` at the planned simulated instants ``arrive``."""

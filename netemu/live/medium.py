@@ -158,6 +158,8 @@ class Medium(Forwarding, asyncio.DatagramProtocol):
             if not fresh and t != "hello":  # only a first hello may be tagged under the zero run id
                 raise M.Rejected("bad_tag")
             if t == "frag":
+                if msg["v"] < 2:
+                    raise M.Rejected("version", "fragments are version 2")
                 data, msg = self._fragment(msg, addr)
                 if data is None:  # more fragments to come
                     return
