@@ -307,3 +307,28 @@ def test_trace_summary_counts_collisions(tmp_path):
     cols = dict(zip(head.split(), row.split()))
     assert int(cols["drop:collision"]) == res.extra["mac"]["collisions"] > 0
     assert int(cols["rx"]) == res.counters["deliveries"] == len(obs.deliveries)
+
+
+def test_fl_uploads_over_the_radio_contend(tmp_path):
+    """Event protocols get the medium too: FedBuff with its server a radio node sends models and
+    updates as radio unicasts; at 20 kb/s a model (about 130 bytes) holds the channel ≈ 50 ms, so
+    frames wait (access delay) and fewer updates reach the server in the same time than with the
+    ideal channel."""
+    from netemu.runner import run_scenario
+    from netemu.scenario.load import from_dict
+
+    pos = tmp_path / "pos.csv"
+    pos.write_text("x,y\n0,0\n50,0\n0,50\n60,60\n30,30\n-40,10\n")
+    out = {}
+    for model in ("ideal", "csma"):
+        d = {"seed": 3, "network": {"nodes": 6, "topology": "radio", "range": 100.0,
+                                    "mac": {"model": model, "bitrate": 2e4}},
+             "mobility": {"positions": str(pos)}, "run": {"rounds": 8, "period": 0.25},
+             "task": {"kind": "logistic", "samples": 50, "features": 10},
+             "output": {"plot": False},
+             "compute": {"step_time": {"dist": "fixed", "value": 0.02}},
+             "protocols": [{"name": "fedbuff", "K": 2}]}
+        out[model] = run_scenario(from_dict(d), tmp_path / model, progress=False)[0]
+    mac = out["csma"].extra["mac"]
+    assert mac["transmissions"] > 10 and mac["mean_access_delay"] > 0
+    assert 0 < out["csma"].final()["updates_applied"] < out["ideal"].final()["updates_applied"]
