@@ -154,3 +154,21 @@ def test_fl_external_settings_are_checked_before_any_socket(tmp_path):
     sc = fl_scenario(protocols=[{"name": "dgd", "lr": 0.1}], live={"external": [3]})
     with pytest.raises(ScenarioError, match=r"external nodes take part in consensus tasks and as FL clients only"):
         run_live(sc, tmp_path / "o")
+
+
+@pytest.mark.slow
+def test_the_stragglers_scenario_live_equals_the_simulated_one(tmp_path):
+    """scenarios/fl_stragglers.toml (51 nodes, the five FL protocols), 15 simulated seconds at time
+    scale 10: the wall clock falls behind (seconds, with 50 clients), yet every event runs in its
+    simulated order, so each protocol's rows equal netemu run's."""
+    from netemu.scenario.load import load
+
+    sc = with_overrides(load(ROOT / "scenarios" / "fl_stragglers.toml", (), None), 10.0, None, 1.5)
+    lives = run_live(sc, tmp_path / "live")
+    sims = run_scenario(sc, tmp_path / "sim", progress=False)
+    assert len(lives) == len(sims) == 5
+    for live, sim in zip(lives, sims):
+        assert live.extra["live"]["late_receptions"] == 0 and sum(live.extra["rejected"].values()) == 0
+        assert len(live.rows) == 16 and live.rows == sim.rows, live.label
+        for key in ("messages_sent", "bytes_sent", "drops", "retries"):
+            assert live.counters.get(key) == sim.counters.get(key), (live.label, key)
