@@ -227,7 +227,7 @@ class RayExecutor:
                 for ref in done:
                     run = pending.pop(ref)
                     try:
-                        status, payload = ray.get(ref)
+                        status, payload = _unwrapped(ray.get, ref)
                     except Exception as e:  # the task's worker died, or Ray lost it
                         status, payload = "failed", f"Ray task failed: {' '.join(str(e).split())[:500]}"
                     on_done(run, status, payload)
