@@ -352,3 +352,14 @@ def test_hostile_fragments_are_counted_and_the_run_goes_on(tmp_path):
     ext = res.extra["live"]["externals"]["7"]
     assert ext["transmissions"] == 21  # every fragmented transmission of the peer got through (and its report)
     assert res.extra["live"]["rounds_completed"] == 20
+
+
+def test_live_refuses_the_shared_medium_it_does_not_emulate(tmp_path):
+    from netemu.errors import ScenarioError
+
+    sc = with_overrides(from_dict({"seed": 1, "network": {"nodes": 4, "mac": {"model": "aloha"}},
+                                   "run": {"rounds": 2}, "protocols": [{"name": "pulm"}]}, source="mac.toml"))
+    with pytest.raises(ScenarioError, match=r"mac.toml: \[network.mac\] .* is simulated by netemu run only: "
+                                            r".*remove \[network.mac\] to run live"):
+        run_live(sc, tmp_path / "o")
+    assert not (tmp_path / "o").exists()

@@ -117,6 +117,10 @@ def preflight(sc, live: dict, x0: np.ndarray, task=None) -> dict:
     event protocols, whose messages are checked as they are sent)."""
     where = sc.source
     n = sc.network["nodes"]
+    if sc.network.get("mac"):
+        raise ScenarioError(f"{where}: [network.mac] (a shared medium with collisions) is simulated by netemu run "
+                            f"only: netemu live forwards each copy as the channel's loss and delay say, without "
+                            f"contention; remove [network.mac] to run live")
     ext = live["external"]
     fl = bool(sc.protocols) and is_fl(registry.get(sc.protocols[0]["name"]))
     if ext and task is not None and not fl:
