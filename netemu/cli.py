@@ -132,7 +132,8 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
               help="local worker processes (default: the cores)")
 @click.option("--ray", "ray", default=None, metavar="auto|ADDRESS",
-              help="run on Ray instead: auto (a local instance) or a cluster's HOST:PORT / ray://HOST:PORT")
+              help="run on Ray instead: auto (Ray running here, else a new local instance) or a "
+                   "cluster's HOST:PORT / ray://HOST:PORT")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="sweep folder (default: results/<scenario name>-sweep); finished runs there are kept")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="override a scenario value")

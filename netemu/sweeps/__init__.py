@@ -140,8 +140,9 @@ def _execute(plan, executor, out, progress, plots: bool, x: str, echo) -> SweepR
     todo = [r for r in plan.runs if not store.finished(out, r.id)]
     skipped = len(plan.runs) - len(todo)
     echo = echo or (lambda text: None)
-    echo(f"{plan.name}: {len(plan.runs)} runs ({len(plan.runs) // len(plan.seeds)} grid combinations × "
-         f"{len(plan.seeds)} seeds), {skipped} already finished, {len(todo)} to run on "
+    combos, seeds = len(plan.runs) // len(plan.seeds), len(plan.seeds)
+    echo(f"{plan.name}: {len(plan.runs)} runs ({combos} grid combination{'s' * (combos != 1)} × "
+         f"{seeds} seed{'s' * (seeds != 1)}), {skipped} already finished, {len(todo)} to run on "
          f"{executor.name} -> {out}/")
     bar = _Progress(len(plan.runs), skipped, progress)
     failed = []
