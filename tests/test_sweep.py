@@ -156,3 +156,23 @@ def test_progress_shows_done_failed_remaining(tmp_path, scenario_file):
     assert "2/2" in r.output  # tqdm's count (with its rate and ETA)
     r = sweep_cli(path, "--grid", "network.loss=0,0.3,0.5", "-j", "1", "--progress", "--out", out)
     assert "2 already finished, 1 to run" in r.output and "done 2, failed 0, remaining 1" in r.output
+
+
+def test_tables_leave_diverged_and_failed_runs_out_and_count_them():
+    from netemu.sweeps.report import final_table, latex, markdown
+
+    manifest = {"name": "t", "grid": {"network.loss": [0.1]}, "seeds": [1, 2, 3, 4],
+                "runs": [{"id": f"r{s}", "values": {"network.loss": 0.1}, "seed": s} for s in (1, 2, 3, 4)]}
+    rows = [("r1", "ok", 1.0, False), ("r2", "ok", 3.0, False), ("r3", "ok", float("inf"), True),
+            ("r4", "failed", float("nan"), None)]
+    finals = pd.DataFrame([{"run": r, "network.loss": 0.1, "seed": int(r[1]), "status": st,
+                            "protocol": "p" if st == "ok" else None, "metric": "loss" if st == "ok" else None,
+                            "value": v, "diverged": d, "error": None if st == "ok" else "boom"}
+                           for r, st, v, d in rows])
+    header, texts, stats_ = final_table(finals, manifest, "loss")
+    half = stats.t.ppf(0.975, 1) * np.std([1.0, 3.0], ddof=1) / math.sqrt(2)
+    assert header == ["grid", "p"]
+    assert stats_[0][0] == (2.0, pytest.approx(half), 2, 1)  # mean, half-width, n, diverged
+    assert texts == [["network.loss=0.1", f"2 ± {half:.2g} (1/4 diverged, 1/4 failed)"]]
+    assert f"| network.loss=0.1 | 2 ± {half:.2g} (1/4 diverged, 1/4 failed) |" in markdown(finals, manifest, ["loss"])
+    assert f"network.loss=0.1 & 2 $\\pm$ {half:.2g} (1/4 diverged, 1/4 failed) \\\\" in latex(finals, manifest, ["loss"])
