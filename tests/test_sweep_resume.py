@@ -99,8 +99,7 @@ def test_a_killed_worker_loses_only_its_run(tmp_path, scenario_file):
     assert len(finished(out)) == 8
 
 
-def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, scenario_file):
-    path = scenario_file("""\
+DIVERGING = """\
         seed = 1
         [network]
         nodes = 6
@@ -117,7 +116,23 @@ def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, scenario_fi
         [[protocols]]
         name = "dgd"
         lr = 0.01
-        """)
+        """
+
+
+def test_on_diverge_fail_fails_a_netemu_run(tmp_path, scenario_file):
+    path = scenario_file(DIVERGING)
+    r = CliRunner().invoke(main, ["run", str(path), "--set", "protocols.0.lr=100", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert f"error: {path}: protocol 'dgd' diverged at round" in r.output
+    assert 'and [run] on_diverge = "fail"' in r.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["error.txt"]
+    r = CliRunner().invoke(main, ["run", str(path), "--set", "protocols.0.lr=100", "--set", "run.on_diverge=stop",
+                                  "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0 and "DIVERGED at round" in r.output
+
+
+def test_a_failing_run_is_recorded_and_the_others_complete(tmp_path, scenario_file):
+    path = scenario_file(DIVERGING)
     out = tmp_path / "o"
     r = CliRunner().invoke(main, ["sweep", str(path), "--grid", "protocols.0.lr=0.01,100", "--seeds", "2",
                                   "-j", "2", "--out", str(out)])
