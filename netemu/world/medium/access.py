@@ -102,24 +102,31 @@ def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: flo
         if not len(P):
             if not pend.any():
                 break
-            dirty = pend.copy()  # (never needed: the earliest pending node is always near a change)
+            # every pending node looks again: a node blocked by a neighbour whose bound rose
+            # without a move (newly inside a frame) is not marked by the moves
+            dirty = pend.copy()
             continue
         sweeps += 1
         pos, which = gather(indptr, P)
         kk = indices[pos]
         tp = t[P]
         tq = tp[which]
-        best = np.full(len(kk), -np.inf)
-        for s, e in slots:
-            sk, ek = s[kk] + tau, e[kk] + tau
-            on = (sk < tq) & (tq < ek)
-            best = np.where(on & (ek > best), ek, best)
+        if len(slots) == 1 and tau == 0:  # the common case: fewer passes
+            sk, ek = start[kk], cur_e[kk]
+            best = np.where((sk < tq) & (tq < ek), ek, -np.inf)
+        else:
+            best = np.full(len(kk), -np.inf)
+            for s, e in slots:
+                sk, ek = s[kk] + tau, e[kk] + tau
+                on = (sk < tq) & (tq < ek)
+                best = np.where(on & (ek > best), ek, best)
         cnt = indptr[P + 1] - indptr[P]
         rows = np.cumsum(cnt) - cnt  # every row holds its own node: none is empty
         cover = np.maximum.reduceat(best, rows)
         covered = cover > tp
         lb_all[P] = np.where(covered, cover, tp)
-        early = (kk != P[which]) & (lb_all[kk] + tau < tq)  # lb_all is inf off the pending set
+        # lb_all is inf off the pending set, and a node's own bound is never below its time
+        early = (lb_all[kk] + tau < tq) if tau else (lb_all[kk] < tq)
         blocked = np.logical_or.reduceat(early, rows)
         go = ~blocked & ~covered
         wait = ~blocked & covered

@@ -193,7 +193,7 @@ class EventMedium:
         bucket.append((call, msgs, s))
 
     def _resolve(self, at: float) -> None:
-        rt, med = self.rt, self.med
+        med = self.med
         items = self.due.pop(at)
         ls, le = np.array(self.log_s), np.array(self.log_e)
         ln = np.array(self.log_n, dtype=np.int64)
@@ -279,12 +279,10 @@ class _Small:
             return ~np.isin(recv, np.concatenate(rows))
         pw = [p.power[p.indptr[j]:p.indptr[j + 1]] for j in snd[other].tolist()]
         nodes, powers = np.concatenate(rows), np.concatenate(pw)
-        where = np.searchsorted(nodes, recv) if len(rows) == 1 else None
         interference = np.zeros(p.n)
         np.add.at(interference, nodes, powers)
         j = int(snd[m])
         row = p.indices[p.indptr[j]:p.indptr[j + 1]]
         signal = p.power[p.indptr[j]:p.indptr[j + 1]][np.searchsorted(row, recv)]
-        del where
         with np.errstate(invalid="ignore"):
             return signal >= self.sinr * (1.0 + interference[recv])
