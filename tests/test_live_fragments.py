@@ -260,8 +260,8 @@ def test_round_protocol_with_every_message_fragmented_equals_the_simulation(tmp_
 # -- hostile fragments from a registered external node -------------------------------------------
 
 class FragPeer(Peer):
-    """An external PULM node that sends its own transmissions in 16-byte pieces, and ``hostile``
-    datagrams before its first one."""
+    """An external PULM node that sends its own transmissions in 16-byte pieces, last piece first,
+    then the first piece again (a duplicate), and ``hostile`` datagrams before its first one."""
 
     hostile: list = []
 
@@ -283,7 +283,8 @@ class FragPeer(Peer):
                             other.close()
                         else:
                             self.send(data)
-                for piece in fragments.split(tx(self.node, m["r"]), no, 80):
+                pieces = fragments.split(tx(self.node, m["r"]), no, 80)
+                for piece in pieces[::-1] + pieces[:1]:
                     self.send(piece)
                 no += 1
             elif m["t"] == "bye":
@@ -338,19 +339,21 @@ def test_hostile_fragments_are_counted_and_the_run_goes_on(tmp_path):
 
     (res,) = run_live(sc, tmp_path / "o", on_listen=start)
     peers[0].thread.join(5)
+    peers[0].sock.close()
     rej = res.extra["rejected"]
     want: dict = {}
     for why, _ in hostile:
         if why is not None:
             want[why] = want.get(why, 0) + 1
+    ext = res.extra["live"]["externals"]["7"]
+    assert ext["transmissions"] == 21  # every fragmented transmission of the peer got through (and its report)
+    want["frag_duplicate"] += ext["transmissions"]  # the repeated first piece of each
     for why, count in want.items():
         assert rej[why] == count, (why, rej)
     assert sum(rej.values()) == sum(want.values()), rej
     at = res.extra["datagrams"]["fragments"]["at_medium"]
     assert at["discarded"] == 4  # 105, 106, 107 and 109 (a hole); 110 and 111 were whole, then rejected
     assert at["peak_bytes"] <= 50_000 and at["evicted"] >= 300 - fragments.PER_SOURCE
-    ext = res.extra["live"]["externals"]["7"]
-    assert ext["transmissions"] == 21  # every fragmented transmission of the peer got through (and its report)
     assert res.extra["live"]["rounds_completed"] == 20
 
 
