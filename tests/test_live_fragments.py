@@ -56,6 +56,7 @@ def test_split_and_reassemble_in_any_order_with_duplicates():
     assert e.value.reason == "frag_duplicate"
     assert r.feed("b", msgpack.unpackb(pieces[0]), 0.0) is None  # another source's message 7 is another message
     assert r.stats["messages"] == 1 and r.lost == 0 and r.held > 0
+    assert r.stats["fragments"] == len(pieces) + 1  # accepted ones only, duplicates not
     r.close()
     assert r.lost == 1 and r.stats["unfinished"] == 1 and r.held == 0 and not r.pending
 

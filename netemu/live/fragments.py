@@ -122,7 +122,6 @@ class Reassembler:
         done = self.finished.get(source)
         if done is not None and m in done[0]:
             raise Rejected("frag_duplicate")
-        self.stats["fragments"] += 1
         p = self.pending.get(key)
         if p is None:
             self._make_room(source)
@@ -144,6 +143,7 @@ class Reassembler:
         p.starts.insert(at, o)
         p.ends.insert(at, o + len(d))
         p.parts[i] = (o, d)
+        self.stats["fragments"] += 1
         cost = len(d) + SLOT
         p.held += cost
         self.held += cost
