@@ -118,3 +118,26 @@ def test_maxima():
         for G in (peak / 3, peak * 3):
             s2, se2, _, _ = throughput(mac, G, attempts_for(p * 0.3), seed=7)
             assert s2 < s, (mac, G, s2, s)
+
+
+@pytest.mark.parametrize("slotted", [False, True])
+def test_resolution_alone_on_a_million_attempts(slotted):
+    """The vectorized resolution by itself, on 10⁶ Poisson attempts per load in one call each (a
+    clique: every signal counts everywhere), against the closed forms. Tolerance: 5 standard
+    errors of the success share from 100 batch means of 10⁴ consecutive attempts (neighbouring
+    frames' fates are dependent, which makes the variance up to about 1.4² times the binomial
+    one; the batches carry it)."""
+    from netemu.world.medium.resolve import Pairs, resolve
+
+    n, attempts = 3, 1_000_000
+    rng = np.random.default_rng(5 + slotted)
+    pairs = Pairs(np.arange(0, n * n + 1, n), np.tile(np.arange(n), n), n)
+    for G in (0.1, 0.5, 1.0, 2.0, 3.0):
+        t = np.cumsum(rng.exponential(1.0 / G, attempts))  # airtime 1
+        s = np.ceil(t) if slotted else t
+        res = resolve(s, s + 1.0, rng.integers(0, n, attempts), pairs)
+        ok = np.bincount(res.tx[~res.clean], minlength=attempts) == 0  # clean everywhere
+        batches = ok.reshape(100, -1).mean(axis=1)
+        p, se = batches.mean(), batches.std(ddof=1) / 10
+        q = math.exp(-G) if slotted else math.exp(-2 * G)
+        assert abs(p - q) <= 5 * se, (G, p, q, se)
