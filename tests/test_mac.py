@@ -332,3 +332,23 @@ def test_fl_uploads_over_the_radio_contend(tmp_path):
     mac = out["csma"].extra["mac"]
     assert mac["transmissions"] > 10 and mac["mean_access_delay"] > 0
     assert 0 < out["csma"].final()["updates_applied"] < out["ideal"].final()["updates_applied"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_resolve_equal_airtimes_path(seed):
+    """The path for one airtime gives what the general one gives (clean pairs, busy time, reach)."""
+    rng = np.random.default_rng(50 + seed)
+    n, m = 15, 60
+    adj = rng.random((n, n)) < 0.3
+    s = np.round(rng.uniform(0, 10, m), 1)
+    e = s + 0.7
+    snd = rng.integers(0, n, m)
+    pairs = _pairs(n, adj)
+    floor = np.where(rng.random(n) < 0.3, 4.0, -np.inf)
+    a = resolve(s, e, snd, pairs, floor=floor)
+    b = resolve(s, e, snd, pairs, floor=floor, equal=True)
+    np.testing.assert_array_equal(a.built, b.built)
+    np.testing.assert_array_equal(a.node, b.node)
+    np.testing.assert_allclose(a.busy, b.busy, rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(a.reach, b.reach)
+    assert not a.clean.all() and a.clean.any()

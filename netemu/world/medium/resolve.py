@@ -91,12 +91,14 @@ class Resolution:
 
 
 def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr: float | None = None,
-            noise: float = 0.0, floor: np.ndarray | None = None) -> Resolution:
+            noise: float = 0.0, floor: np.ndarray | None = None, equal: bool = False) -> Resolution:
     """Resolve transmissions ``[s[m], e[m])`` of senders ``snd[m]`` against each other.
 
     ``sinr``: the linear SINR threshold of the physical model (None: protocol model), with
     ``noise`` in the unit of ``pairs.power``. ``floor``: per node, time before which its busy time
-    was already counted (union measured from there on; None: no busy time)."""
+    was already counted (union measured from there on; None: no busy time). ``equal``: every
+    ``e[m]`` is ``s[m] + A`` for one ``A`` (one round's frames), so within a group the ends are in
+    the order of the starts and each pair only needs its neighbours in the group."""
     m = len(s)
     order = np.argsort(s, kind="stable")
     rank = np.empty(m, dtype=np.int64)
@@ -110,6 +112,8 @@ def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr
     # stable sort by node: transmissions stay in start order within a node's group
     by_node = stable_argsort(node, pairs.n)
     node, tx, pos = node[by_node], tx[by_node], pos[by_node]
+    if equal and sinr is None:
+        return _equal(s, e, node, tx, by_node, rank, m, offset, pairs.n, floor)
     # integer ranks of every start and end
     times, inv = np.unique(np.concatenate([s, e]), return_inverse=True)
     rs, re_ = inv[:m][tx], inv[m:][tx]
@@ -145,6 +149,35 @@ def resolve(s: np.ndarray, e: np.ndarray, snd: np.ndarray, pairs: Pairs, *, sinr
     built = np.empty(len(clean), dtype=bool)
     built[by_node] = clean
     return Resolution(node, tx, clean, key, rank, m, busy, built, offset, reach)
+
+
+def _equal(s, e, node, tx, by_node, rank, m, offset, n, floor) -> Resolution:
+    """``resolve``'s protocol model when all airtimes are equal: ends sorted like starts within a
+    group (``s + A`` is monotone in ``s``), so the latest earlier end is the previous pair's."""
+    k = len(node)
+    first = np.ones(k, dtype=bool)
+    first[1:] = node[1:] != node[:-1]
+    last = np.ones(k, dtype=bool)
+    last[:-1] = first[1:]
+    ss, ee = s[tx], e[tx]
+    prev_e = np.empty(k)
+    prev_e[0] = -np.inf
+    prev_e[1:] = ee[:-1]
+    prev_e[first] = -np.inf
+    next_s = np.empty(k)
+    next_s[-1] = np.inf
+    next_s[:-1] = ss[1:]
+    next_s[last] = np.inf
+    clean = (prev_e <= ss) & (next_s >= ee)
+    busy = reach = None
+    if floor is not None:
+        reach = np.full(n, -np.inf)
+        reach[node[last]] = ee[last]
+        lo = np.maximum(np.maximum(ss, prev_e), floor[node])
+        busy = np.bincount(node, weights=np.maximum(ee - lo, 0.0), minlength=n)
+    built = np.empty(k, dtype=bool)
+    built[by_node] = clean
+    return Resolution(node, tx, clean, None, rank, m, busy, built, offset, reach)
 
 
 def stable_argsort(a: np.ndarray, n: int) -> np.ndarray:

@@ -56,7 +56,8 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     ctx_s = np.concatenate([s, med.last[0][old]])
     ctx_e = np.concatenate([e, med.last[1][old]])
     ctx_n = np.concatenate([sent, old])
-    res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark)
+    res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark,
+                  equal=not len(old))  # this round's frames alone all last A
     np.maximum(med.watermark, res.reach, out=med.watermark)
     med.record(sent, s, e)
 
