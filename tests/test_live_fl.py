@@ -172,3 +172,37 @@ def test_the_stragglers_scenario_live_equals_the_simulated_one(tmp_path):
         assert len(live.rows) == 16 and live.rows == sim.rows, live.label
         for key in ("messages_sent", "bytes_sent", "drops", "retries"):
             assert live.counters.get(key) == sim.counters.get(key), (live.label, key)
+
+
+def test_a_model_that_loses_a_fragment_is_a_drop_and_the_server_moves_on(tmp_path):
+    """The medium loses one fragment of the first model it sends client 2: the copy never comes
+    whole, counts as a drop of that reception (incomplete) at its planned instant, the server's
+    acknowledgement timeout frees client 2, and it gets a model again later."""
+    from netemu.live import fragments
+
+    sc = fl_scenario(protocols=[PROTOCOLS[1]], loss=0.0, live={"reassembly_timeout": 0.05})
+    cut = []
+
+    def lossy_medium(session):
+        medium = session.medium
+        send = medium.transport.sendto
+
+        def lossy(data, addr):
+            if not cut and addr == medium.addr[2] and fragments.is_fragment(data):
+                cut.append(msgpack.unpackb(data)["m"])
+                return
+            send(data, addr)
+
+        medium.transport.sendto = lossy
+
+    (live,) = run_live(sc, tmp_path / "live", on_listen=lossy_medium)
+    (sim,) = run_scenario(sc, tmp_path / "sim", progress=False)
+    assert len(cut) == 1
+    drops = [r for r in trace(tmp_path / "live" / "events.msgpack") if r[1] == "drop"]
+    assert [(r[3], r[4], r[5]) for r in drops] == [(0, 2, "incomplete")]  # server → client 2
+    assert live.counters["drops"] == sim.counters["drops"] + 1 == 1
+    lost_at = drops[0][2]
+    later = [r for r in trace(tmp_path / "live" / "events.msgpack")
+             if r[1] == "rx" and r[4] == 2 and r[2] > lost_at + 1.0]  # after the server's 1 s timeout
+    assert later, "client 2 never got a model again"
+    assert live.extra["datagrams"]["fragments"]["at_local_nodes"]["timed_out"] == 1

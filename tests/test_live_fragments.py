@@ -163,11 +163,11 @@ def bigcast():
     registry._extra.pop("bigcast", None)
 
 
-def big_scenario(live=None, loss=0.0):
+def big_scenario(live=None, loss=0.0, trace=False):
     return with_overrides(from_dict({
         "seed": 2, "network": {"nodes": 4, "topology": "random", "p": 1.0, "loss": loss,
                                "delay": {"latency": 0.1}},
-        "run": {"rounds": 3}, "output": {"plot": False}, "protocols": [{"name": "bigcast"}],
+        "run": {"rounds": 3}, "output": {"plot": False, "trace": trace}, "protocols": [{"name": "bigcast"}],
         "live": {"time_scale": 5.0, **(live or {})}}, source="big.toml"))
 
 
@@ -202,8 +202,15 @@ def test_big_messages_arrive_intact_and_equal_the_simulation(bigcast, tmp_path, 
     assert live.extra["live"]["authenticated"] is keyed
 
 
+def drops_in_trace(out):
+    with open(out / "events.msgpack", "rb") as f:
+        u = msgpack.Unpacker(f, raw=False)
+        next(u)
+        return [(r["dst"], r["src"], round(r["t"], 9), r["why"]) for r in u if r["e"] == "drop"]
+
+
 def test_a_lost_fragment_loses_its_message_and_is_counted(bigcast, tmp_path):
-    sc = big_scenario({"reassembly_timeout": 0.1})
+    sc = big_scenario({"reassembly_timeout": 0.1}, trace=True)
     dropped = []
 
     def cut(session):  # the medium loses fragment 1 of the first message it sends node 3
@@ -225,6 +232,9 @@ def test_a_lost_fragment_loses_its_message_and_is_counted(bigcast, tmp_path):
     assert len(missing) == 1 and missing[0][1:3] == (3, 0)  # node 0's broadcast, at node 3 only
     assert [g for g in got_sim if g != missing[0]] == got_live  # everything else intact
     assert live.counters["deliveries"] == sim.counters["deliveries"] - 1
+    assert live.counters["drops"] == sim.counters["drops"] + 1 == 1  # a drop of that reception
+    assert drops_in_trace(tmp_path / "live") == [(3, 0, 0.1, "incomplete")]  # at its planned instant
+    assert drops_in_trace(tmp_path / "sim") == []
     fr = live.extra["datagrams"]["fragments"]
     assert fr["messages_lost"] == 1
     assert fr["at_local_nodes"]["timed_out"] == 1  # node 3's next message came 0.2 s later

@@ -45,7 +45,7 @@ class Forwarding:
             self.planned[(src, tag, i)] = t
         clock = self.rt.clock if self.rt is not None else None
         if self.instant or clock is None:
-            self._send_all(data, recv.tolist())
+            self._send_all(data, recv.tolist(), (src, tag))
             return
         order = np.argsort(arrive, kind="stable")
         recv, arrive = recv[order], arrive[order]
@@ -53,25 +53,26 @@ class Forwarding:
         for a, b in zip(np.concatenate([[0], cuts]).tolist(), np.concatenate([cuts, [len(arrive)]]).tolist()):
             when = clock.wall(float(arrive[a]))
             heapq.heappush(self.timers, when)
-            self.loop.call_at(when, self._send_timed, data, recv[a:b].tolist())
+            self.loop.call_at(when, self._send_timed, data, recv[a:b].tolist(), (src, tag))
 
-    def _send_timed(self, data: bytes, receivers) -> None:
+    def _send_timed(self, data: bytes, receivers, origin) -> None:
         heapq.heappop(self.timers)  # timers fire in the order of their times
-        self._send_all(data, receivers)
+        self._send_all(data, receivers, origin)
 
     def due(self) -> bool:
         """Whether a copy's sending time has come and it is not sent yet (the loop will send it)."""
         return bool(self.timers) and self.timers[0] <= self.loop.time()
 
-    def _send_all(self, data: bytes, receivers) -> None:
-        """Send ``data`` (a message) to each node of ``receivers`` that is present; with a key,
-        each copy is tagged for its receiver (the message hashed once, the suffix per copy)."""
+    def _send_all(self, data: bytes, receivers, origin=None) -> None:
+        """Send ``data`` (a message; ``origin``: its sender and round or message number) to each
+        node of ``receivers`` that is present; with a key, each copy is tagged for its receiver
+        (the message hashed once, the suffix per copy)."""
         if self.closed:
             return
         dest, ext, st = self.dest, self.ext_ids, self.stats
         sendto = self.transport.sendto
         keys = self.keys
-        pieces = self._split(data)
+        pieces = self._split(data, origin)
         if keys is not None:
             hashed = []
             for piece in pieces:
@@ -107,14 +108,30 @@ class Forwarding:
         if len(pieces) > 1:
             st["fragments_sent"] += sent * len(pieces)
 
-    def _split(self, data: bytes):
+    def _split(self, data: bytes, origin=None):
         """``data`` as the datagrams that carry it: itself, or its fragments (the copies of one
-        message share its fragments and message number)."""
+        message share its fragments and message number, whose ``origin`` is kept)."""
         if len(data) <= self.room:
             return (data,)
         last, pieces = self._pieces
         if last is not data:
+            if origin is not None:
+                self.origins[self.msg_no] = origin
+                if len(self.origins) > 65536:  # the oldest are long reassembled or lost
+                    self.origins.pop(next(iter(self.origins)))
             pieces = fragments.split(data, self.msg_no, self.room)
             self.msg_no += 1
             self._pieces = (data, pieces)
         return pieces
+
+    def lost_copy(self, i: int, m: int) -> None:
+        """Local node ``i`` never got the whole of the medium's fragmented message ``m``: the
+        reception is a drop (``incomplete``: counters, event trace, and the protocol's drop
+        observers, e.g. the FL server's acknowledgements), as the simulator counts one."""
+        origin, rt = self.origins.get(m), self.rt
+        if origin is None or rt is None:
+            return
+        src, tag = origin
+        t = self.planned.pop((src, tag, i), None)
+        if t is not None:
+            rt.dropped(rt.k, t, np.array([i]), np.array([src]), "incomplete")

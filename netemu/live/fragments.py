@@ -93,6 +93,7 @@ class Reassembler:
         self.bytes: collections.Counter = collections.Counter()  # source -> bytes held
         self.finished: dict = {}  # source -> (set, deque) of numbers reassembled or given up
         self.held = 0
+        self.on_lost = None  # called with (source, message number) of each message lost in the run
         self.stats = dict(fragments=0, messages=0, timed_out=0, evicted=0, discarded=0, unfinished=0,
                           peak_bytes=0, peak_pending=0)
 
@@ -160,6 +161,8 @@ class Reassembler:
         self._remember(source, m)
         if covered != n:
             self.stats["discarded"] += 1
+            if self.on_lost is not None:
+                self.on_lost(source, m)
             raise Rejected("frag_count")
         self.stats["messages"] += 1
         return b"".join(v for _, v in sorted(p.parts.values()))
@@ -204,6 +207,8 @@ class Reassembler:
         self.stats[why] += 1
         self._forget(key)
         self._remember(*key)
+        if self.on_lost is not None and why != "unfinished":  # at the end, it was still on its way
+            self.on_lost(*key)
 
     def _forget(self, key) -> None:
         p = self.pending.pop(key)

@@ -88,6 +88,7 @@ class Medium(Forwarding, asyncio.DatagramProtocol):
         self.room = max_datagram - (auth.TRAILER if keys is not None else 0)  # longest unfragmented message
         self.frags = frags or fragments.Reassembler(16 * 2**20, 64 * 2**20, 5.0)
         self.msg_no = 0  # message numbers of the medium's fragmented copies
+        self.origins: dict = {}  # message number -> (sender, round or ("s", seq)) of the message
         self.message_bytes = 0  # one node's message of a round protocol (set by the session), else 0
         self.clients = None  # with external FL clients: their checks (``external.FLClients``)
         self.server = -1  # the FL server's node id

@@ -110,6 +110,7 @@ class Session:
         self.medium = medium = Medium(n, spec, ext, net.delay, scale, live["max_datagram"], keys,
                                       live["max_abs"], limit, fragments.Reassembler(*limits))
         medium.message_bytes = wire.message_bytes(self.fields, n) if self.fields else 0
+        self.frags.on_lost = medium.lost_copy  # a copy that never came whole is a drop (incomplete)
         if fl:  # a version-1 client could not take a model in fragments
             medium.message_bytes = wire.message_bytes(
                 {k: np.zeros([1, *shape], dtype=np.dtype(dt)) for k, (dt, shape) in model.items()}, n)
