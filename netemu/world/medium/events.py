@@ -201,18 +201,23 @@ class EventMedium:
         lo = min(s for _, _, s in items)
         near = le > lo
         ctx_s, ctx_e, ctx_n, ctx_id = ls[near], le[near], ln[near], li[near]
-        geo = self._geo(at - med.tau)
-        if sum(len(m) for _, m, _ in items) <= SMALL:  # a few transmissions: one at a time
-            res = _Small(ctx_s, ctx_e, ctx_n, geo.pairs, med.threshold)
-        else:
-            res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0)
+        # each message against the graph it was planned on (that of its send time's period)
+        groups: dict = {}
+        for item in items:
+            geo = self._geo(item[0].t)
+            groups.setdefault(id(geo), (geo, []))[1].append(item)
+        for geo, part in groups.values():
+            if sum(len(m) for _, m, _ in part) <= SMALL:  # a few transmissions: one at a time
+                res = _Small(ctx_s, ctx_e, ctx_n, geo.pairs, med.threshold)
+            else:
+                res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0)
+            for call, msgs, s in part:
+                self._finish(call, msgs, at, res, np.searchsorted(ctx_id, call.ids[msgs]))
         # prune: nothing resolved later starts before at − τ − the longest airtime
         keep = le > at - med.tau - self.max_air
         if not keep.all():
             self.log_s, self.log_e = ls[keep].tolist(), le[keep].tolist()
             self.log_n, self.log_id = ln[keep].tolist(), li[keep].tolist()
-        for call, msgs, s in items:
-            self._finish(call, msgs, at, res, np.searchsorted(ctx_id, call.ids[msgs]))
 
     def _finish(self, call, msgs, at, res, where) -> None:
         rt, med, plan = self.rt, self.med, call.plan
