@@ -2,7 +2,8 @@
 with model messages that need fragments; an outside process joins as an FL client.
 
 The acceptance run: a server and 4 clients over an uplink with loss and retries, a digits MLP whose
-float32 model (77 kB) is longer than one datagram, fedavg, fedasync and fedbuff. Every metrics row
+float32 model (77 kB) is longer than one datagram, fedavg, fedasync, fedbuff, and fedfix with top-k
+compressed updates and error feedback (values and int32 indices, fragmented too). Every metrics row
 (loss, accuracy, updates applied, staleness, bytes, model version at each sample), every counter
 and every event of the trace (each transmission, delivery and drop, with its simulated time) are
 the same in `netemu live` and `netemu run` on the same seed.
@@ -25,7 +26,9 @@ from netemu.scenario.load import from_dict
 HIDDEN = 256  # digits MLP 64-256-10: 19,210 float32 parameters, a 77 kB model message
 PROTOCOLS = [{"name": "fedavg", "local_steps": 3, "lr": 0.1},
              {"name": "fedasync", "local_steps": 3, "lr": 0.1, "alpha": 0.6},
-             {"name": "fedbuff", "local_steps": 3, "lr": 0.1, "K": 2, "M": 4}]
+             {"name": "fedbuff", "local_steps": 3, "lr": 0.1, "K": 2, "M": 4},
+             {"name": "fedfix", "local_steps": 3, "lr": 0.1, "interval": 0.5,
+              "compress": {"kind": "topk", "fraction": 0.5, "feedback": "ef"}}]
 
 
 def fl_scenario(protocols=PROTOCOLS, nodes=5, loss=0.2, scale=5.0, rounds=4, live=None, seed=3):
@@ -60,7 +63,7 @@ def test_live_fl_run_equals_the_simulated_one_update_by_update(tmp_path):
     assert wire.message_bytes(model, 5) > sc.live["max_datagram"]  # the model needs fragments
     lives = run_live(sc, tmp_path / "live")
     sims = run_scenario(sc, tmp_path / "sim", progress=False)
-    assert [r.label for r in lives] == [r.label for r in sims] == ["fedavg", "fedasync", "fedbuff"]
+    assert [r.label for r in lives] == [r.label for r in sims] == ["fedavg", "fedasync", "fedbuff", "fedfix"]
     for live, sim in zip(lives, sims):
         assert on_time(live), (live.label, live.extra["live"])
         assert len(live.rows) == len(sim.rows) == 5

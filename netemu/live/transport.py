@@ -28,7 +28,7 @@ import msgpack
 import numpy as np
 
 from netemu import wire
-from netemu.arrays import host
+from netemu.arrays import host, is_tensor
 from netemu.errors import NetemuError
 from netemu.live import fragments
 from netemu.live import messages as M
@@ -50,6 +50,7 @@ class UdpTransport:
         self.room, self.max_message = room, max_message  # longest unfragmented message; longest message
         self.msg_no: dict = {}  # node id -> number of its next fragmented message
         self.fragments_sent = 0
+        self.tensors: dict = {}  # node id -> whether its last event message was torch tensors
         self._flush_pending = False
 
     def attach(self, rt) -> None:
@@ -102,10 +103,12 @@ class UdpTransport:
         self._send(src, seqs, dst, fields, nbytes, t)
 
     def _send(self, senders, seqs, dst, fields, nbytes, t) -> None:
+        tensors = any(is_tensor(v) for v in fields.values())
         for m, (j, s) in enumerate(zip(senders.tolist(), seqs.tolist())):
             sock = self.sock.get(j)
             if sock is None:  # not a local node: it is not this process's to send
                 continue
+            self.tensors[j] = tensors
             data = wire.encode_event(j, s, t, {f: host(v[m]) for f, v in fields.items()},
                                      None if dst is None else int(dst[m]))
             if len(data) > self.room:
@@ -205,7 +208,8 @@ class UdpTransport:
             msgs = [msgpack.unpackb(d, raw=False) for d in order]
             parts = [M.unpack_fields(m["f"]) for m in msgs]
             fields = {name: np.stack([p[name] for p in parts]) for name in parts[0]} if parts else {}
-            if self.rt.ctx.xp.torch:
+            if self.rt.ctx.xp.torch and self.tensors.get(msgs[0]["src"], False):
+                # as sent: tensors on the compute device, or numpy arrays (the FL protocols')
                 fields = {k: self.rt.ctx.xp.like(v) for k, v in fields.items()}
             idx = np.array([order[g[3][1]] for g in group], dtype=np.int64)
             batch = Batch(self.n, recv, send, idx, fields)
