@@ -377,3 +377,14 @@ def test_live_refuses_the_shared_medium_it_does_not_emulate(tmp_path):
                                             r".*remove \[network.mac\] to run live"):
         run_live(sc, tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_reassembly_bytes_below_max_message_is_refused(tmp_path):
+    from netemu.errors import ScenarioError
+
+    sc = with_overrides(from_dict({"seed": 1, "network": {"nodes": 4}, "run": {"rounds": 2},
+                                   "protocols": [{"name": "pulm"}],
+                                   "live": {"max_message": 4096, "reassembly_bytes": 1000}}, source="r.toml"))
+    with pytest.raises(ScenarioError, match=r"r.toml: \[live\] reassembly_bytes = 1000 is less than \[live\] "
+                                            r"max_message = 4096: .* raise reassembly_bytes to at least 4096"):
+        run_live(sc, tmp_path / "o")
