@@ -65,15 +65,21 @@ def child(spec: dict) -> dict:
     base = _rss()
     start = time.perf_counter()
     trajectories, topology, x0 = prepare(sc)
-    ticks = []
-    engine = SimEngine(sc, x0, trajectories, topology, (), on_round=lambda: ticks.append(time.perf_counter()))
+    ticks, cpu = [], []
+
+    def tick() -> None:
+        ticks.append(time.perf_counter())
+        cpu.append(time.process_time())
+
+    engine = SimEngine(sc, x0, trajectories, topology, (), on_round=tick)
     res = engine.run_protocol(sc.protocols[0])
     end = time.perf_counter()
-    ticks.append(end)
+    tick()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    steps = np.diff(ticks)
+    steps, cpu_steps = np.diff(ticks), np.diff(cpu)
     return {"protocol": spec["protocol"], "nodes": spec["n"], "rounds": spec["rounds"],
             "s_per_round": float(np.median(steps[1:] if len(steps) > 1 else steps)),
+            "cpu_s_per_round": float(np.median(cpu_steps[1:] if len(cpu_steps) > 1 else cpu_steps)),
             "build_s": float(ticks[0] - start) if ticks else float("nan"),
             "total_s": end - start, "peak_rss": peak, "base_rss": base,
             "bytes_per_node": (peak - base) / spec["n"], "preflight": estimate,
@@ -101,7 +107,8 @@ def gb(x) -> str:
 
 
 def show(r: dict) -> None:
-    print(f"{r['protocol']:<9} {r['nodes']:>10} {r['s_per_round']:>9.4f} {r['build_s']:>8.2f} "
+    print(f"{r['protocol']:<9} {r['nodes']:>10} {r['s_per_round']:>9.4f} {r.get('cpu_s_per_round', 0):>9.4f} "
+          f"{r['build_s']:>8.2f} "
           f"{gb(r['peak_rss']):>10} {r['bytes_per_node']:>11.0f} {gb(r['preflight']):>10}", flush=True)
 
 
@@ -128,7 +135,7 @@ def main() -> None:
     if args.report:
         rows, jobs, args.json = sorted(json.loads(args.report.read_text()),
                                        key=lambda r: (r["protocol"] == "pulm", r["protocol"], r["nodes"])), [], None
-    print(f"{'protocol':<9} {'nodes':>10} {'s/round':>9} {'build s':>8} {'peak RSS':>10} {'bytes/node':>11} "
+    print(f"{'protocol':<9} {'nodes':>10} {'s/round':>9} {'CPU s/rd':>9} {'build s':>8} {'peak RSS':>10} {'bytes/node':>11} "
           f"{'preflight':>10}", flush=True)
     for protocol, n in jobs:
         est, free = estimate(n, protocol, args.rounds, args.degree), available()
