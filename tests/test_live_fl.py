@@ -209,3 +209,85 @@ def test_a_model_that_loses_a_fragment_is_a_drop_and_the_server_moves_on(tmp_pat
              if r[1] == "rx" and r[4] == 2 and r[2] > lost_at + 1.0]  # after the server's 1 s timeout
     assert later, "client 2 never got a model again"
     assert live.extra["datagrams"]["fragments"]["at_local_nodes"]["timed_out"] == 1
+
+
+class HostileClient:
+    """An outside FL client (a thread, plain UDP) that answers every model well, but also sends,
+    before and after its first answer, updates the server must never see."""
+
+    def __init__(self, port):
+        import socket
+
+        self.medium = ("127.0.0.1", port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(10)
+        self.sent: dict = {}
+        self.answered = 0
+
+    def send(self, s, x, v, why=None, drop=()):
+        from netemu.live import fragments
+
+        f = {"c_x": x, "v": np.array([v], np.int64)}
+        data = wire.encode_event(3, s, 0.0, {k: a for k, a in f.items() if k not in drop}, 0)
+        for piece in fragments.split(data, self.no, 65000) if len(data) > 65000 else [data]:
+            self.sock.sendto(piece, self.medium)
+        self.no += 1
+        if why:
+            self.sent[why] = self.sent.get(why, 0) + 1
+
+    def play(self):
+        from netemu.live import fragments
+
+        self.no = 0
+        self.sock.sendto(msgpack.packb({"v": 2, "t": "hello", "id": 3}), self.medium)
+        r = fragments.Reassembler(1 << 24, 1 << 26, 5.0)
+        s = 0
+        while True:
+            data, _ = self.sock.recvfrom(65535)
+            m = msgpack.unpackb(data)
+            if m["t"] == "frag":
+                whole = r.feed("m", m, 0.0)
+                if whole is None:
+                    continue
+                m = msgpack.unpackb(whole)
+            if m["t"] == "welcome":
+                P = m["fields"]["x"][1][0]
+                self.send(0, np.zeros(P, np.float32), 0, "unexpected")  # no model sent to it yet
+            elif m["t"] == "bye":
+                return
+            elif m["t"] == "tx":
+                x = np.frombuffer(m["f"]["x"][2], np.float32)
+                v = int(np.frombuffer(m["f"]["v"][2], np.int64)[0])
+                if not self.answered:
+                    self.send(s + 5, -0.01 * x, v, "malformed")  # a message number out of turn
+                    self.send(s, np.full_like(x, np.nan), v, "non_finite")
+                    self.send(s, -0.01 * x, v + 7, "unexpected")  # a version the server never had
+                    self.send(s, -0.01 * x, v, "malformed", drop=("v",))
+                self.send(s, -0.01 * x, v)  # the update the server waits for
+                s += 1
+                if not self.answered:
+                    self.send(s, -0.01 * x, v, "unexpected")  # a second answer to one model
+                self.answered += 1
+
+
+def test_an_outside_fl_client_cannot_send_what_the_server_does_not_wait_for(tmp_path):
+    import threading
+
+    sc = fl_scenario(protocols=[PROTOCOLS[1]], nodes=4, loss=0.0, scale=4.0,
+                     live={"external": [3], "join_timeout": 30.0})
+    peers = []
+
+    def start(session):
+        peers.append(HostileClient(session.address[1]))
+        peers[0].thread = threading.Thread(target=peers[0].play, daemon=True)
+        peers[0].thread.start()
+
+    (res,) = run_live(sc, tmp_path / "o", on_listen=start)
+    peer = peers[0]
+    peer.thread.join(10)
+    peer.sock.close()
+    rej = res.extra["rejected"]
+    assert {k: v for k, v in rej.items() if v} == peer.sent  # each counted under its reason
+    assert peer.answered >= 2 and res.extra["live"]["externals"]["3"]["transmissions"] >= peer.answered - 1
+    assert res.rows[-1][2]["updates_applied"] > 0 and np.isfinite(res.rows[-1][2]["loss"])

@@ -216,7 +216,7 @@ class FLClients:
     the protocol's handler fail."""
 
     def __init__(self, proto, update: dict) -> None:
-        self.proto, self.update = proto, update
+        self.proto, self.update = proto, update  # proto: the server's protocol, once the run is built
         self.sizes = {k: int(np.dtype(dt).itemsize * int(np.prod(shape))) for k, (dt, shape) in update.items()}
         self.sent: dict[int, int] = {}  # external client -> models forwarded to it
         self.got: dict[int, int] = {}  # external client -> updates accepted from it
@@ -227,7 +227,7 @@ class FLClients:
     def check(self, src: int, dst, f: dict) -> str | None:
         """``None`` for an update the server can take, else the reason it is rejected."""
         p = self.proto
-        if dst != p.server or self.got.get(src, 0) >= self.sent.get(src, 0) or src not in p.base:
+        if p is None or dst != p.server or self.got.get(src, 0) >= self.sent.get(src, 0) or src not in p.base:
             return "unexpected"
         if set(f) != set(self.update):
             return "malformed"

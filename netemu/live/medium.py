@@ -342,8 +342,10 @@ class Medium(Forwarding, asyncio.DatagramProtocol):
             raise M.Rejected("malformed", "event tx needs integer 's', finite float 'at'")
         rt = self.rt
         outside = src not in self.local
-        if outside and (self.clients is None or rt is None):
-            raise M.Rejected("malformed", "event messages come from local nodes only")
+        if outside and self.clients is None:
+            raise M.Rejected("malformed", "event messages come from local nodes and FL clients only")
+        if outside and (rt is None or self.clients.proto is None):
+            raise M.Rejected("unexpected", "the run has not started")
         if outside and seq != int(rt.seq[src]):
             raise M.Rejected("malformed", f"an external node numbers its messages 0, 1, …: expected s = {rt.seq[src]}")
         try:

@@ -111,7 +111,8 @@ class Session:
                                       live["max_abs"], limit, fragments.Reassembler(*limits))
         medium.message_bytes = wire.message_bytes(self.fields, n) if self.fields else 0
         self.frags.on_lost = medium.lost_copy  # a copy that never came whole is a drop (incomplete)
-        if fl:  # a version-1 client could not take a model in fragments
+        if fl:  # the checks of the clients' updates; a version-1 client could not take a model in fragments
+            medium.clients, medium.server = FLClients(None, update), server
             medium.message_bytes = wire.message_bytes(
                 {k: np.zeros([1, *shape], dtype=np.dtype(dt)) for k, (dt, shape) in model.items()}, n)
         transports: list = []
@@ -144,7 +145,7 @@ class Session:
             rt = build_run(sc, self.p, x0, clock, transport, net, self.task, self.observers,
                            on_round=counted, recorder=recorder, local=local)
             if fl:
-                medium.clients, medium.server = FLClients(rt.proto, update), server
+                medium.clients.proto = rt.proto
             if ext.ids:
                 watch = loop.create_task(self._watch(loop, medium, ext, rt))
             await clock.run(loop.time() + LEAD)
