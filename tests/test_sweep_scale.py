@@ -52,3 +52,11 @@ def test_ray_resources_per_run():
     assert resources(auto, False) == (1, 0) and resources(auto, True) == (1, 1)
     assert resources(cpu, True) == (2, 0)
     assert resources(consensus, True) == (1, 0)
+
+
+def test_still_means_one_breakpoint_per_node():
+    one = Trajectories.from_flat(range(3), [1, 1, 1], [0.0, 0.0, 0.0], np.zeros((3, 3)))
+    moving = Trajectories.from_flat(range(3), [1, 2, 1], [0.0, 0.0, 1.0, 0.0], np.zeros((4, 3)))
+    listed = Trajectories([np.zeros(1), np.zeros(1)], [np.zeros((1, 3)), np.ones((1, 3))], [0, 1])
+    assert one.still() and not moving.still() and listed.still()
+    assert Trajectories([np.zeros(1), np.zeros(2)], [np.zeros((1, 3)), np.zeros((2, 3))], [0, 1]).still() is False

@@ -116,7 +116,7 @@ class Network:
         self._epoch: tuple | None = None  # (k, recv, send, bounds) of the last period asked for
         self._edges: Edges | None = None  # the graph of the last round asked for
         # static nodes (one breakpoint each) stand at it at every t: their positions, once
-        self._still = trajectories is not None and all(len(ts) == 1 for ts in trajectories.times)
+        self._still = trajectories is not None and trajectories.still()
         self._still_pos: np.ndarray | None = None
 
     def positions(self, t: float) -> np.ndarray | None:

@@ -106,6 +106,11 @@ class Trajectories:
     def n(self) -> int:
         return len(self.times)
 
+    def still(self) -> bool:
+        """Every node has one breakpoint (it stands there at every time)."""
+        start, end = self._arrays()[:2]
+        return bool(np.all(end - start == 1))
+
     def _arrays(self) -> tuple:
         if self._flat is None:
             lengths = np.array([len(t) for t in self.times], dtype=np.int64)
