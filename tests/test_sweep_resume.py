@@ -170,6 +170,8 @@ def closed_port():
     (["--grid", "run.rounds=10,2.5"], "[run] rounds = 2.5 must be a whole number"),
     (["--grid", "network.loss=0,1.5"], "[network] loss = 1.5 is out of range"),
     (["--grid", "protocols.0.lr=0.1"], "[protocols #1] lr: unknown key"),
+    (["--grid", "protocols.3.lr=0.1"],
+     "--grid 'protocols.3.lr=0.1': '3' is not an index of the 1 entries of protocols; use 0..0"),
     (["--seeds", "0"], "--seeds 0: give the number of seeds per grid combination"),
     (["--grid", "seed=1,2"], "--grid 'seed=1,2': seed cannot be a grid key; seeds are set with --seeds N"),
     (["--grid", "network.loss"], "--grid 'network.loss': expected KEY=V1,V2,…"),

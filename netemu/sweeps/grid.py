@@ -134,16 +134,17 @@ def plan(path, grids: tuple = (), seeds: int = 1, overrides: tuple = (), grid: d
     if not isinstance(table, dict) or any(not isinstance(v, list) or not v for v in table.values()):
         raise ScenarioError(f"{source}: sweep must map dotted keys to non-empty lists, "
                             f"e.g. sweep = {{ \"network.loss\" = [0.1, 0.3] }}")
-    given: dict = {".".join(p.strip() for p in k.split(".")): (v, f"{source}: sweep {show_key(k)}")
+    # key -> (values, where errors start, the --grid text or None)
+    given: dict = {".".join(p.strip() for p in k.split(".")): (v, f"{source}: sweep {show_key(k)}", None)
                    for k, v in table.items()}
     for key, values in (grid or {}).items():
         if not isinstance(values, (list, tuple)) or not values:
             raise ScenarioError(f"grid {show_key(key)} = {show(values)}: give a non-empty list of values")
-        given[key] = (list(values), f"grid {show_key(key)}")
+        given[key] = (list(values), f"grid {show_key(key)}", None)
     for text in grids:
         key, values = parse_grid(text)
-        given[key] = (values, f"--grid {show(text)}")
-    for key, (values, where) in given.items():
+        given[key] = (values, f"--grid {show(text)}", text)
+    for key, (values, where, _) in given.items():
         if key.split(".")[0] in ("seed", "sweep"):
             raise ScenarioError(f"{where}: {key} cannot be a grid key; seeds are set with --seeds N "
                                 f"(seeds from the scenario's seed on)")
@@ -151,38 +152,43 @@ def plan(path, grids: tuple = (), seeds: int = 1, overrides: tuple = (), grid: d
     if not isinstance(base_seed, int) or isinstance(base_seed, bool):
         from_dict(copy.deepcopy(data), source=source, base_dir=base_dir)  # the loader's message
     count = seeds
-    for values, _ in given.values():
+    for values, *_ in given.values():
         count *= len(values)
     if count > MAX_RUNS or count // seeds > MAX_COMBINATIONS:
-        sizes = " × ".join([f"{k} ({len(v)})" for k, (v, _) in given.items()] + [f"seeds ({seeds})"])
+        sizes = " × ".join([f"{k} ({len(v)})" for k, (v, *_) in given.items()] + [f"seeds ({seeds})"])
         raise ScenarioError(f"{source}: the sweep makes {count} runs ({sizes}), more than {MAX_RUNS}; "
                             f"sweep fewer values or seeds")
     # each value alone first, so that an error names the grid item that causes it
-    for key, (values, where) in given.items():
+    for key, (values, where, text) in given.items():
         for v in values:
             d = copy.deepcopy(data)
-            _apply(d, key, v, where)
+            _apply(d, key, v, where, text)
             _check(d, source, base_dir, f"{where} (value {show(v)})")
     runs = []
     keys = list(given)
-    for combo in itertools.product(*(v for v, _ in given.values())):
+    for combo in itertools.product(*(v for v, *_ in given.values())):
         values = dict(zip(keys, combo))
         d = copy.deepcopy(data)
         for key, v in values.items():
-            _apply(d, key, v, given[key][1])
+            _apply(d, key, v, *given[key][1:])
         for s in range(seeds):
             d["seed"] = base_seed + s
             sc = _check(copy.deepcopy(d), source, base_dir, f"grid combination {label(values)}, seed {base_seed + s}")
             runs.append(Run(run_id(sc), values, base_seed + s, sc))
     name = data.get("name") if isinstance(data.get("name"), str) else Path(source).stem
-    return Plan(source=source, name=name, grid={k: v for k, (v, _) in given.items()},
+    return Plan(source=source, name=name, grid={k: v for k, (v, *_) in given.items()},
                 seeds=[base_seed + s for s in range(seeds)], runs=runs, identity=_identity(data, given))
 
 
-def _apply(d: dict, key: str, value, where: str) -> None:
+def _apply(d: dict, key: str, value, where: str, text: str | None) -> None:
+    """``d[key] = value`` by the loader's ``apply_override``; its errors start with the ``--grid``
+    item (``text``), or else with ``where`` (the file's sweep key, the API's grid key)."""
     from netemu.scenario.load import apply_override
 
-    apply_override(d, key.split("."), value, f"{key}={show(value)}", where=where.split(" (")[0] + ":")
+    if text is not None:
+        apply_override(d, key.split("."), value, text, where="--grid")
+    else:
+        apply_override(d, key.split("."), value, f"{key}={show(value)}", where=f"{where}:")
 
 
 def _check(d: dict, source: str, base_dir, where: str):
