@@ -206,6 +206,12 @@ class EventMedium:
         for item in items:
             geo = self._geo(item[0].t)
             groups.setdefault(id(geo), (geo, []))[1].append(item)
+        # prune the log before any delivery (a protocol may send again from its handler): nothing
+        # resolved later starts before at − τ − the longest airtime
+        keep = le > at - med.tau - self.max_air
+        if not keep.all():
+            self.log_s, self.log_e = ls[keep].tolist(), le[keep].tolist()
+            self.log_n, self.log_id = ln[keep].tolist(), li[keep].tolist()
         for geo, part in groups.values():
             if sum(len(m) for _, m, _ in part) <= SMALL:  # a few transmissions: one at a time
                 res = _Small(ctx_s, ctx_e, ctx_n, geo.pairs, med.threshold)
@@ -213,11 +219,6 @@ class EventMedium:
                 res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0)
             for call, msgs, s in part:
                 self._finish(call, msgs, at, res, np.searchsorted(ctx_id, call.ids[msgs]))
-        # prune: nothing resolved later starts before at − τ − the longest airtime
-        keep = le > at - med.tau - self.max_air
-        if not keep.all():
-            self.log_s, self.log_e = ls[keep].tolist(), le[keep].tolist()
-            self.log_n, self.log_id = ln[keep].tolist(), li[keep].tolist()
 
     def _finish(self, call, msgs, at, res, where) -> None:
         rt, med, plan = self.rt, self.med, call.plan
