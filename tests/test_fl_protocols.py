@@ -213,3 +213,48 @@ def test_a_rank_the_tensors_do_not_allow_is_refused_before_any_run(tmp_path):
                                             r"tensor allows"):
         run_scenario(sc, tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("proto", [
+    {"name": "fedasync", "alpha": 0.5, "staleness": "constant"},
+    {"name": "fedasync", "alpha": 0.5, "staleness": "polynomial", "a": 0.5},
+    {"name": "fedasync", "alpha": 0.5, "staleness": "hinge", "a": 1.0, "b": 1.0},
+    {"name": "fedbuff", "K": 2, "server_lr": 0.8},
+])
+def test_protocols_apply_their_rule_to_each_arrival(tmp_path, monkeypatch, proto):
+    """Three clients of speeds 1, 2 and 3 (a fixed arrival order, staleness growing with it): every
+    arrival changes the server model exactly as the hand-written rule says, with the staleness
+    counted from the version the client's model came from."""
+    from netemu import registry
+
+    cls = registry.get(proto["name"])
+    log = []
+    orig = cls.on_update
+
+    def on_update(self, c, delta, v):
+        before, base, version = self.x.copy(), self.base[c].copy(), self.version
+        orig(self, c, delta, v)
+        log.append((before, base, delta.copy(), version - v, self.x.copy()))
+
+    monkeypatch.setattr(cls, "on_update", on_update)
+    speeds = tmp_path / "speeds.txt"
+    speeds.write_text("1\n1\n2\n3\n")
+    res = run(tmp_path, [proto], network={"nodes": 4}, run={"rounds": 8},
+              compute={"step_time": {"dist": "fixed", "value": 0.05}, "stragglers": None,
+                       "speeds": {"dist": "file", "file": str(speeds)}})
+    assert len(log) > 10 and max(t for *_, t, _ in log) >= 2
+    buf = []
+    for before, base, delta, tau, after in log:
+        if proto["name"] == "fedasync":
+            s = {"constant": 1.0, "polynomial": (tau + 1.0) ** -0.5,
+                 "hinge": 1.0 if tau <= 1 else 1.0 / (tau - 1.0 + 1.0)}[proto["staleness"]]
+            expect = (1 - 0.5 * s) * before + 0.5 * s * (base + delta)
+        else:
+            buf.append((-delta) / (1.0 + tau) ** 0.5)  # Δ = x_start − x_end, weight 1/√(1 + τ)
+            expect = before
+            if len(buf) == 2:
+                expect = before - 0.8 * (buf[0] + buf[1]) / 2
+                buf = []
+        np.testing.assert_allclose(after, expect, rtol=0, atol=1e-12)
+    assert res[proto["name"]].final()["updates_applied"] == (len(log) if proto["name"] == "fedasync"
+                                                           else len(log) // 2 * 2)
