@@ -162,6 +162,10 @@ class FLServer(EventProtocol):
         self._fill_pending = False
         self.started_at = np.zeros(n, dtype=np.int64)  # the version each client's model came from (as it heard)
         self.plain = self.codec.kind == "none" and self.codec.feedback == "none"  # updates sent as they are
+        self._wire: tuple = (None, None)  # (model, the model as sent)
+        self._sizes: dict[str, int] = {}
+        self._on = np.ones(n, dtype=bool)
+        self._on.setflags(write=False)
         rt.watch(_Acks(self))
         self._check_link()
 
@@ -189,7 +193,7 @@ class FLServer(EventProtocol):
     def online(self, nodes=None) -> np.ndarray:
         nodes = self.clients if nodes is None else nodes
         if self.avail is None:
-            return np.ones(len(nodes), dtype=bool)
+            return self._on[:len(nodes)]
         return self.avail.online(self.ctx.now)[nodes]
 
     def idle(self) -> np.ndarray:
@@ -229,15 +233,24 @@ class FLServer(EventProtocol):
         if not len(clients):
             return
         m = len(clients)
-        fields = {"x": np.broadcast_to(self.x.astype(self.wdt), (m, self.P)),
+        if self._wire[0] is not self.x:  # the model in the message's dtype, once per version
+            self._wire = (self.x, self.x.astype(self.wdt)[None])
+        fields = {"x": self._wire[1] if m == 1 else np.broadcast_to(self._wire[1], (m, self.P)),
                   "v": np.full((m, 1), self.version, dtype=np.int64)}
-        nb = wire.message_bytes(fields, self.n)
+        nb = self._size("down", fields)
         self.count["bytes_down"] += nb * m
         self.nbytes[clients] = nb
         self.status[clients] = BUSY
         for c in clients.tolist():
             self.base[c] = self.x
         self.ctx.send(self.server, clients, fields)
+
+    def _size(self, kind: str, fields: dict) -> int:
+        """The encoded size of a message of a fixed layout (a model download, a plain update)."""
+        nb = self._sizes.get(kind)
+        if nb is None:
+            nb = self._sizes[kind] = wire.message_bytes(fields, self.n)
+        return nb
 
     def fill(self, slots: int) -> None:
         """Start up to ``slots`` more clients; try again a period later when none is idle."""
@@ -307,7 +320,7 @@ class FLServer(EventProtocol):
 
     def _upload(self, src: np.ndarray, fields: dict) -> None:
         fields["v"] = self.started_at[src][:, None]
-        nb = wire.message_bytes(fields, self.n)
+        nb = self._size("up", fields) if self.plain else wire.message_bytes(fields, self.n)
         self.count["bytes_up"] += nb * len(src)
         self.nbytes[src] = nb
         self.ctx.send(src, np.full(len(src), self.server, dtype=np.int64), fields)
