@@ -45,26 +45,23 @@ class Timer:
         import netemu.world.medium.rounds as R
 
         self.R, self.access, self.resolve = R, 0.0, 0.0
-        self._csma, self._resolve = R.csma_round, R.resolve
+        self._saved = {name: getattr(R, name) for name in ("csma_round", "resolve", "resolve_round")}
 
-        def csma(*a, **k):
-            t = time.perf_counter()
-            try:
-                return self._csma(*a, **k)
-            finally:
-                self.access += time.perf_counter() - t
+        def timed(f, field):
+            def call(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return f(*a, **k)
+                finally:
+                    setattr(self, field, getattr(self, field) + time.perf_counter() - t)
+            return call
 
-        def res(*a, **k):
-            t = time.perf_counter()
-            try:
-                return self._resolve(*a, **k)
-            finally:
-                self.resolve += time.perf_counter() - t
-
-        R.csma_round, R.resolve = csma, res
+        for name, f in self._saved.items():
+            setattr(R, name, timed(f, "access" if name == "csma_round" else "resolve"))
 
     def close(self) -> None:
-        self.R.csma_round, self.R.resolve = self._csma, self._resolve
+        for name, f in self._saved.items():
+            setattr(self.R, name, f)
 
 
 def run(n: int, rounds: int, model: str, traj, x0):

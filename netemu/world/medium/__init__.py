@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from netemu.world.medium.resolve import Pairs
+from netemu.world.medium.resolve import ByReceiver, Pairs
 
 DEFAULT_SLOT = 20e-6  # s, 802.11b's slot time
 
@@ -109,6 +109,15 @@ class Geometry:
         cr, cs = ck // n, ck % n
         self.cs_indptr = np.searchsorted(cr, np.arange(n + 1))
         self.cs_indices = cs
+        self._edges = (recv, send)
+        self._by_receiver: ByReceiver | None = None
+
+    @property
+    def by_receiver(self) -> ByReceiver:
+        """The pairs by receiver (``resolve.ByReceiver``), built at the first round that asks."""
+        if self._by_receiver is None:
+            self._by_receiver = ByReceiver(self.pairs, *self._edges, self.edge_col)
+        return self._by_receiver
 
 
 def _unique(x: np.ndarray) -> np.ndarray:

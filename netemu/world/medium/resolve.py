@@ -180,6 +180,76 @@ def _equal(s, e, node, tx, by_node, rank, m, offset, n, floor) -> Resolution:
     return Resolution(node, tx, clean, None, rank, m, busy, built, offset, reach)
 
 
+class ByReceiver:
+    """``Pairs`` turned around, for one round's frames (each node at most one, all of one
+    airtime): entry ``q`` of receiver ``row[q]``'s row is the sender ``snd[q]`` whose signal
+    counts there. ``base[q] = row[q] << (RB + CB) | column`` leaves ``RB`` bits between the row and
+    the entry's column in it: one sort of ``base | rank << CB`` (``rank``: the sender's frame's
+    rank by start) orders every row by start and still says where each entry came from.
+    ``edge_entry``: the entry of each reception edge ``recv ← send`` of the graph. Built once per
+    graph; ``ok`` is False when the keys would not fit in 63 bits."""
+
+    def __init__(self, pairs: Pairs, recv: np.ndarray, send: np.ndarray, edge_col: np.ndarray) -> None:
+        n = pairs.n
+        cnt = np.diff(pairs.indptr)
+        ps = np.repeat(np.arange(n, dtype=np.int64), cnt)
+        pr = pairs.indices.astype(np.int64)
+        perm = np.argsort(pr * n + ps)  # the keys are distinct: any sort gives the same order
+        self.snd = ps[perm]
+        self.row = pr[perm]
+        indptr = np.searchsorted(self.row, np.arange(n + 1))
+        self.first, self.last = indptr[:-1], indptr[1:] - 1  # every row holds its node: none is empty
+        self.rowstart = indptr[self.row]
+        col = np.arange(len(perm), dtype=np.int64) - self.rowstart
+        self.cb = max(int(cnt.max(initial=1)) - 1, 1).bit_length()
+        self.rb = n.bit_length()  # ranks 0..n (n: no frame)
+        self.ok = max(n - 1, 1).bit_length() + self.rb + self.cb <= 62
+        self.base = (self.row << (self.rb + self.cb)) | col
+        inv = np.empty(len(perm), dtype=np.int64)
+        inv[perm] = np.arange(len(perm))
+        self.edge_entry = inv[pairs.indptr[send] + edge_col]
+
+
+def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.ndarray, floor: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``resolve(s, e, snd, pairs, floor=floor, equal=True)`` (protocol model) for frames of
+    distinct senders: one sort of packed integer keys, no per-pair index arrays. Returns
+    ``(clean, busy, reach)``: per reception edge of the graph whether its sender's frame is heard
+    clean (meaningless for the edges of senders without a frame), and ``busy`` and ``reach`` per
+    node as ``resolve`` gives them (the same bits: the same sums in the same order)."""
+    m = len(snd)
+    order = np.argsort(s, kind="stable")
+    rank = np.full(n, n, dtype=np.int64)
+    rank[snd[order]] = np.arange(m)
+    key = rank[by.snd]
+    key <<= by.cb
+    key |= by.base
+    key.sort()
+    col = key & ((1 << by.cb) - 1)
+    key >>= by.cb
+    key &= (1 << by.rb) - 1  # the rank of each entry's frame, rows in start order
+    S = np.full(n + 1, np.inf)  # entries without a frame: last in their row, neutral
+    S[:m] = s[order]
+    E = np.full(n + 1, -np.inf)
+    E[:m] = e[order]
+    ss, ee = S[key], E[key]
+    prev_e = np.empty(len(ee))
+    prev_e[1:] = ee[:-1]
+    prev_e[by.first] = -np.inf
+    next_s = np.empty(len(ss))
+    next_s[:-1] = ss[1:]
+    next_s[by.last] = np.inf
+    clean = np.empty(len(ss), dtype=bool)
+    clean[by.rowstart + col] = (prev_e <= ss) & (next_s >= ee)
+    lo = np.maximum(ss, prev_e)
+    np.maximum(lo, floor[by.row], out=lo)
+    np.subtract(ee, lo, out=lo)
+    np.maximum(lo, 0.0, out=lo)  # 0 for entries without a frame (-inf - inf)
+    busy = np.bincount(by.row, weights=lo, minlength=n)
+    reach = np.maximum.reduceat(ee, by.first)
+    return clean[by.edge_entry], busy, reach
+
+
 def stable_argsort(a: np.ndarray, n: int) -> np.ndarray:
     """``np.argsort(a, kind="stable")`` of integers in ``[0, n)``, by numpy's radix sort of 16-bit
     keys (one pass below 32768, else two: low 15 bits, then the rest)."""

@@ -7,7 +7,7 @@ is ready after ``b`` slots and then follows carrier sense and backoff (``access.
 transmission that would start after the round's end is never sent; one that ends (plus the
 propagation delay, latency and jitter) after the round's end is late. The transmissions of the
 round, with the tails of earlier ones still on the air, are resolved in one call
-(``resolve.resolve``).
+(``resolve.resolve``; ``resolve.resolve_round`` when the round's own frames are alone on the air).
 
 The protocol gets the round's deliveries as one batch (``RoundBatch``: the round's edges and a
 mask) at the instant the last of them arrives; round protocols act only at the round's end, so
@@ -22,7 +22,7 @@ import numpy as np
 from netemu.rng import keyed_uniform
 from netemu.runtime.batches import RoundBatch
 from netemu.world.medium.access import TAG_ROUND, backoff, csma_round
-from netemu.world.medium.resolve import resolve
+from netemu.world.medium.resolve import resolve, resolve_round
 
 
 def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, period: float,
@@ -56,9 +56,14 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     ctx_s = np.concatenate([s, med.last[0][old]])
     ctx_e = np.concatenate([e, med.last[1][old]])
     ctx_n = np.concatenate([sent, old])
-    res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark,
-                  equal=not len(old))  # this round's frames alone all last A
-    np.maximum(med.watermark, res.reach, out=med.watermark)
+    fast = not len(old) and med.threshold is None and geo.by_receiver.ok  # this round's frames alone, one airtime
+    if fast:
+        clean, busy_time, reach = resolve_round(geo.by_receiver, n, sent, s, e, med.watermark)
+    else:
+        res = resolve(ctx_s, ctx_e, ctx_n, geo.pairs, sinr=med.threshold, noise=1.0, floor=med.watermark,
+                      equal=not len(old))
+        busy_time, reach = res.busy, res.reach
+    np.maximum(med.watermark, reach, out=med.watermark)
     med.record(sent, s, e)
 
     recv, send = rd.recv, rd.send
@@ -75,11 +80,12 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
         arrive = arrive + rd.jitter
     late = (heard & ~is_sent[send]) | (on_air & ~(arrive <= t_end))
     ok = on_air & ~late
-    q = np.flatnonzero(ok)
-    txpos = np.full(n, -1)
-    txpos[sent] = np.arange(len(sent))
-    clean = np.zeros(len(recv), dtype=bool)
-    clean[q] = res.at(txpos[send[q]], geo.edge_col[q])
+    if not fast:
+        q = np.flatnonzero(ok)
+        txpos = np.full(n, -1)
+        txpos[sent] = np.arange(len(sent))
+        clean = np.zeros(len(recv), dtype=bool)
+        clean[q] = res.at(txpos[send[q]], geo.edge_col[q])
     collided = ok & ~clean
     lost = ok & clean & rd.lost
     keep = ok & clean & ~rd.lost
@@ -89,7 +95,7 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     med.stats.add(transmissions=len(sent), clean_transmissions=int(np.count_nonzero(~hit)),
                   busy_drops=int(busy.sum()) if busy is not None else 0, receptions=int(np.count_nonzero(on_air)),
                   collisions=n_col, late=n_late, airtime=len(sent) * A, access_delay=float((s - t0).sum()),
-                  busy_time=float(res.busy.sum()))
+                  busy_time=float(busy_time.sum()))
     rt.dropped_where(k, t0, recv, send, collided, n_col, "collision")
     rt.dropped_where(k, t0, recv, send, lost, n_lost, "loss")
     rt.dropped_where(k, t_end, recv, send, late, n_late, "late")
