@@ -199,12 +199,15 @@ class ByReceiver:
         self.row = pr[perm]
         indptr = np.searchsorted(self.row, np.arange(n + 1))
         self.first, self.last = indptr[:-1], indptr[1:] - 1  # every row holds its node: none is empty
-        self.rowstart = indptr[self.row]
-        col = np.arange(len(perm), dtype=np.int64) - self.rowstart
+        rowstart = indptr[self.row]
+        col = np.arange(len(perm), dtype=np.int64) - rowstart
         self.cb = max(int(cnt.max(initial=1)) - 1, 1).bit_length()
         self.rb = n.bit_length()  # ranks 0..n (n: no frame)
-        self.ok = max(n - 1, 1).bit_length() + self.rb + self.cb <= 62
-        self.base = (self.row << (self.rb + self.cb)) | col
+        bits = max(n - 1, 1).bit_length() + self.rb + self.cb
+        self.ok = bits <= 62
+        self.dtype = np.int32 if bits <= 31 else np.int64  # half the bytes to sort and decode
+        self.base = ((self.row << (self.rb + self.cb)) | col).astype(self.dtype)
+        self.rowstart = rowstart.astype(np.int32 if len(perm) < 2**31 else np.int64)
         inv = np.empty(len(perm), dtype=np.int64)
         inv[perm] = np.arange(len(perm))
         self.edge_entry = inv[pairs.indptr[send] + edge_col]
@@ -219,8 +222,8 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     node as ``resolve`` gives them (the same bits: the same sums in the same order)."""
     m = len(snd)
     order = np.argsort(s, kind="stable")
-    rank = np.full(n, n, dtype=np.int64)
-    rank[snd[order]] = np.arange(m)
+    rank = np.full(n, n, dtype=by.dtype)
+    rank[snd[order]] = np.arange(m, dtype=by.dtype)
     key = rank[by.snd]
     key <<= by.cb
     key |= by.base
@@ -240,7 +243,8 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     next_s[:-1] = ss[1:]
     next_s[by.last] = np.inf
     clean = np.empty(len(ss), dtype=bool)
-    clean[by.rowstart + col] = (prev_e <= ss) & (next_s >= ee)
+    col += by.rowstart
+    clean[col] = (prev_e <= ss) & (next_s >= ee)
     lo = np.maximum(ss, prev_e)
     np.maximum(lo, floor[by.row], out=lo)
     np.subtract(ee, lo, out=lo)
