@@ -69,26 +69,34 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     recv, send = rd.recv, rd.send
     is_sent = np.zeros(n, dtype=bool)
     is_sent[sent] = True
-    heard = active[send]
-    if listen is not None:
-        heard = heard & listen[recv]
-    on_air = heard & is_sent[send]
+    heard = None  # which edges carry a transmission of an active node to a listening one (None: all)
+    if listen is not None or not active.all():
+        heard = active[send]
+        if listen is not None:
+            heard &= listen[recv]
     end = np.full(n, np.nan)
     end[sent] = e
-    arrive = end[send] + med.tau + net.delay.latency
-    if rd.jitter is not None:
-        arrive = arrive + rd.jitter
-    late = (heard & ~is_sent[send]) | (on_air & ~(arrive <= t_end))
-    ok = on_air & ~late
+    arrive = end + med.tau + net.delay.latency  # per node (nan: not sent); per edge with jitter
+    on_air = is_sent[send]
+    if rd.jitter is None:
+        ok = (arrive <= t_end)[send]  # sent, and arrives in the round
+    else:
+        arrive = arrive[send] + rd.jitter
+        ok = arrive <= t_end
+    if heard is not None:
+        on_air &= heard
+        ok &= heard
+    late = ~ok if heard is None else heard & ~ok
     if not fast:
         q = np.flatnonzero(ok)
         txpos = np.full(n, -1)
         txpos[sent] = np.arange(len(sent))
         clean = np.zeros(len(recv), dtype=bool)
         clean[q] = res.at(txpos[send[q]], geo.edge_col[q])
-    collided = ok & ~clean
-    lost = ok & clean & rd.lost
-    keep = ok & clean & ~rd.lost
+    keep = ok & clean
+    collided = ok ^ keep  # ok & ~clean
+    lost = keep & rd.lost
+    keep ^= lost  # ok & clean & ~lost
     n_col, n_lost, n_late = (int(np.count_nonzero(x)) for x in (collided, lost, late))
     n_keep = int(np.count_nonzero(keep))
     hit = np.bincount(send[collided], minlength=n)[sent] > 0
@@ -102,16 +110,18 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     rt.res.counters["deliveries"] += n_keep
     if n_keep == 0:
         return
-    t_last = float(arrive[keep].max())
+    by_node = rd.jitter is None
+    t_last = float(arrive[send[keep]].max() if by_node else arrive[keep].max())
     batch = RoundBatch(n, rd.edges, keep, fields, n_keep)
-    rt.at(t_last, _deliver, rt, t_last, batch, k, keep, arrive)
+    rt.at(t_last, _deliver, rt, t_last, batch, k, keep, arrive, by_node)
 
 
-def _deliver(rt, t: float, batch, k: int, keep: np.ndarray, arrive: np.ndarray) -> None:
+def _deliver(rt, t: float, batch, k: int, keep: np.ndarray, arrive: np.ndarray, by_node: bool) -> None:
+    """``arrive``: the arrival instant per edge, or per sender when ``by_node``."""
     rt.res.counters["events"] += 1
     if rt._on_deliver:  # every reception at its own arrival instant
         idx = np.flatnonzero(keep)
-        a = arrive[idx]
+        a = arrive[batch.edges.send[idx]] if by_node else arrive[idx]
         order = np.argsort(a, kind="stable")
         idx, a = idx[order], a[order]
         cuts = np.flatnonzero(np.diff(a)) + 1
