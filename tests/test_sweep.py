@@ -176,3 +176,27 @@ def test_tables_leave_diverged_and_failed_runs_out_and_count_them():
     assert texts == [["network.loss=0.1", f"2 ± {half:.2g} (1/4 diverged, 1/4 failed)"]]
     assert f"| network.loss=0.1 | 2 ± {half:.2g} (1/4 diverged, 1/4 failed) |" in markdown(finals, manifest, ["loss"])
     assert f"network.loss=0.1 & 2 $\\pm$ {half:.2g} (1/4 diverged, 1/4 failed) \\\\" in latex(finals, manifest, ["loss"])
+
+
+def test_log_bands_are_t_intervals_of_log10_and_linear_ones_of_the_values():
+    import pandas as pd
+    from scipy.stats import t
+
+    from netemu.sweeps.report import bands
+
+    vals = {"a": [1e-2, 1e-4, 1e-6], "b": [0.5, 1.0, 2.0]}
+    manifest = {"runs": [{"id": f"r{s}", "values": {"network.loss": 0.1}} for s in range(3)]}
+    rows = [{"run": f"r{s}", "protocol": "p", "round": 5, "time": 5.0, "metric": m, "value": vals[m][s]}
+            for m in vals for s in range(3)]
+    series = pd.DataFrame(rows)
+    q = t.ppf(0.975, 2)
+    (xs, centre, lo, hi, n), = bands(series, manifest, "a", log=True).values()
+    logs = np.log10(vals["a"])
+    half = q * logs.std(ddof=1) / np.sqrt(3)
+    assert n[0] == 3 and xs[0] == 5
+    np.testing.assert_allclose([centre[0], lo[0], hi[0]], 10.0 ** (logs.mean() + np.array([0, -half, half])))
+    assert lo[0] > 0
+    (xs, centre, lo, hi, n), = bands(series, manifest, "b", log=False).values()
+    v = np.array(vals["b"])
+    half = q * v.std(ddof=1) / np.sqrt(3)
+    np.testing.assert_allclose([centre[0], lo[0], hi[0]], v.mean() + np.array([0, -half, half]))

@@ -7,7 +7,9 @@
   grid keys, ``seed``, ``protocol``, ``round``, ``time``, ``metric``, ``value``.
 - ``band_<metric>.png``: the mean over seeds and its 95% confidence band (Student t with n − 1
   degrees of freedom, n the seeds with a value there) against round (or simulated time), one
-  colour per protocol, one panel per grid combination.
+  colour per protocol, one panel per grid combination. Metrics drawn on a log axis (errors that
+  span decades) get the same interval on ``log10`` of the values: the geometric mean and a band
+  that stays positive (an arithmetic band's lower edge would fall below zero there).
 - ``tables.md``, ``tables.tex``: the final value of each metric as mean ± the 95% CI half-width,
   one row per grid combination, one column per protocol. Diverged runs are left out of the mean
   and counted in the cell; failed runs have no value.
@@ -100,8 +102,11 @@ def _combos(manifest: dict) -> list[tuple[str, dict]]:
     return list(seen.items())
 
 
-def bands(series, manifest: dict, metric: str, x: str = "round") -> dict:
-    """``{(combination label, protocol): (xs, mean, half-width, n)}`` of ``metric`` over seeds."""
+def bands(series, manifest: dict, metric: str, x: str = "round", log: bool = False) -> dict:
+    """``{(combination label, protocol): (xs, centre, lower, upper, n)}`` of ``metric`` over seeds:
+    the mean and its 95% t-interval, or with ``log`` (metrics drawn on a log axis, whose values
+    span decades) the same on ``log10`` of the values, turned back (the geometric mean and its
+    interval, which stays positive); non-positive values are left out of a ``log`` band."""
     out = {}
     runs = {r["id"]: label(r["values"]) for r in manifest["runs"]}
     s = series[series["metric"] == metric]
@@ -127,8 +132,15 @@ def bands(series, manifest: dict, metric: str, x: str = "round") -> dict:
                 at = np.searchsorted(t, xs, side="right") - 1  # last sample at or before each x
                 ok = (at >= 0) & (xs <= end + 1e-12)
                 vals[ok, j] = v[at[ok]]
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vals = np.where(vals > 0, np.log10(np.where(vals > 0, vals, 1.0)), np.nan)
         stats = np.array([t_band(row) for row in vals]).reshape(-1, 3)
-        result[key] = (xs, stats[:, 0], stats[:, 1], stats[:, 2].astype(int))
+        centre, half = stats[:, 0], np.nan_to_num(stats[:, 1], nan=0.0)
+        lower, upper = centre - half, centre + half
+        if log:
+            centre, lower, upper = 10.0 ** centre, 10.0 ** lower, 10.0 ** upper
+        result[key] = (xs, centre, lower, upper, stats[:, 2].astype(int))
     return result
 
 
@@ -136,7 +148,8 @@ def plot_bands(path: Path, series, manifest: dict, metric: str, x: str = "round"
     """``band_<metric>.png``: see the module docstring. False when no run recorded ``metric``."""
     from netemu.outputs import LINEAR_METRICS, log_yaxis, new_figure
 
-    data = bands(series, manifest, metric, x)
+    log = metric not in LINEAR_METRICS
+    data = bands(series, manifest, metric, x, log=log)
     if not data:
         return False
     combos = [c for c, _ in _combos(manifest) if any(k[0] == c for k in data)]
@@ -146,23 +159,17 @@ def plot_bands(path: Path, series, manifest: dict, metric: str, x: str = "round"
     width, height = 4.4 * cols, 3.6 * rows
     fig = new_figure(figsize=(width, height + 0.5), dpi=110)
     axes = fig.subplots(rows, cols, sharey=True, squeeze=False)
-    log = metric not in LINEAR_METRICS
-    floor = min((float(np.nanmin(np.where(m > 0, m, np.nan))) for _, m, _, _ in data.values()
-                 if (m > 0).any()), default=None) if log else None
     for i, combo in enumerate(combos):
         ax = axes[i // cols][i % cols]
         for j, proto in enumerate(protos):
             if (combo, proto) not in data:
                 continue
-            xs, mean, half, n = data[(combo, proto)]
+            xs, centre, lo, hi, n = data[(combo, proto)]
             color = f"C{j % 10}"
             seeds = int(n.max()) if len(n) else 0
-            ax.plot(xs, np.where(np.isfinite(mean) & ((mean > 0) if log else True), mean, np.nan),
+            ax.plot(xs, np.where(np.isfinite(centre), centre, np.nan),
                     color=color, lw=1.5, label=f"{proto} (n = {seeds})")
-            lo, hi = mean - half, mean + half
-            if log and floor is not None:
-                lo = np.maximum(lo, floor / 10)
-            ok = np.isfinite(lo) & np.isfinite(hi)
+            ok = np.isfinite(lo) & np.isfinite(hi) & (n >= 2)
             ax.fill_between(xs, lo, hi, where=ok, color=color, alpha=0.25, lw=0)
         if log:
             log_yaxis(ax)
@@ -174,7 +181,8 @@ def plot_bands(path: Path, series, manifest: dict, metric: str, x: str = "round"
     for r in range(rows):
         axes[r][0].set_ylabel(metric.replace("_", " "))
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{manifest.get('name')}: {metric.replace('_', ' ')}, mean and 95% CI over seeds", fontsize=9)
+    what = "geometric mean and 95% CI (t-interval of log10)" if log else "mean and 95% CI (t-interval)"
+    fig.suptitle(f"{manifest.get('name')}: {metric.replace('_', ' ')}, {what} over seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return True
