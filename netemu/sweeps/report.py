@@ -182,7 +182,7 @@ def plot_bands(path: Path, series, manifest: dict, metric: str, x: str = "round"
         axes[r][0].set_ylabel(metric.replace("_", " "))
     axes[0][0].legend(fontsize=7)
     what = "geometric mean and 95% CI (t-interval of log10)" if log else "mean and 95% CI (t-interval)"
-    fig.suptitle(f"{manifest.get('name')}: {metric.replace('_', ' ')}, {what} over seeds", fontsize=9)
+    fig.suptitle(f"{manifest.get('name')}\n{metric.replace('_', ' ')}: {what} over seeds", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     return True
