@@ -82,9 +82,16 @@ def run(scenario: Path, out: Path | None, seed: int | None, overrides: tuple, pr
         if "loss" in f:  # optimization run
             flag = f"  DIVERGED at round {r.diverged_at_round}" if r.diverged else ""
             acc = f"  accuracy {f['accuracy']:6.3f}" if "accuracy" in f else ""
-            click.echo(f"  {r.label:<14} loss {f['loss']:10.4e}  grad_norm_sq {f['grad_norm_sq']:10.3e}{acc}"
-                       f"  straggler rounds {r.extra.get('straggler_rounds', 0):>6}  "
-                       f"{r.wall_seconds:6.2f} s{flag}")
+            ppl = f"  perplexity {f['perplexity']:8.3f}" if "perplexity" in f else ""
+            if "time_to_target" in r.extra:  # [run] target_loss given: the time to it (FL: and the updates applied)
+                ttt = r.extra["time_to_target"]
+                more = f"  target at {'never' if ttt is None else f'{ttt:g} s':>7}"
+                if "updates_applied" in f:
+                    more += f"  updates {int(f['updates_applied']):>6}"
+            else:
+                more = f"  straggler rounds {r.extra.get('straggler_rounds', 0):>6}"
+            click.echo(f"  {r.label:<14} loss {f['loss']:10.4e}  grad_norm_sq {f['grad_norm_sq']:10.3e}{acc}{ppl}"
+                       f"{more}  {r.wall_seconds:6.2f} s{flag}")
             return
         err = f.get("consensus_error", float("nan"))
         flag = "  DIVERGED" if r.diverged else ""
