@@ -42,19 +42,19 @@ sends a tensor whole where its factors would not be smaller than it; a ``rank`` 
 tensor allows is an error. Error feedback (``feedback = "ef"``, ALGORITHMS.md): send
 ``m = C(e + Δ)``, keep ``e ← e + Δ − m`` per client. EControl (Gao, Islamov, Stich 2023) is not
 implemented: its update rule was not available to take from the paper.
-Byte formulas per compressor: docs/compression.md.
+Byte formulas per compressor: docs/compression.md. A new kind is a ``Compressor`` subclass in
+``netemu.fl.compressors``, listed by name in its ``KINDS``.
 """
 
 from __future__ import annotations
 
-import importlib
-import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from netemu.errors import ScenarioError, did_you_mean
+from netemu.fl.compressors import KINDS, Compressor, Layout
 from netemu.params import Key, check_value, show
 
 FEEDBACK = ("none", "ef")
@@ -71,64 +71,10 @@ class Encoded:
     payload: dict = field(default_factory=dict)
 
 
-# --- compressors: encode(S-views) -> payload; decode(payload) -> flat vector -------------------
+# The compressors themselves (with their base class and the tensor layout) are in
+# netemu.fl.compressors; KINDS there lists them by name.
 
-class Compressor:
-    """Base class: ``encode(flat, client, count) -> payload`` and ``decode(payload) -> flat``;
-    ``keys`` are the table keys this kind takes besides ``kind`` and ``feedback``."""
-
-    keys: tuple = ()
-
-    def __init__(self, cfg: dict, layout: "Layout", where: str, seed: int) -> None:
-        self.cfg, self.layout, self.where, self.seed = cfg, layout, where, seed
-
-    def encode(self, flat: np.ndarray, client: int, count: int) -> dict:
-        raise NotImplementedError
-
-    def decode(self, payload: dict) -> np.ndarray:
-        raise NotImplementedError
-
-
-class NoCompression(Compressor):
-    """``none``: the update as it is."""
-
-    def encode(self, flat, client, count):
-        return {"x": flat.copy()}
-
-    def decode(self, payload):
-        return np.array(payload["x"], copy=True)
-
-
-class Layout:
-    """The tensors of a flat vector: shapes, offsets, and each tensor's 2-D view ``(rows, cols)``."""
-
-    def __init__(self, shapes, where: str) -> None:
-        self.shapes = [tuple(int(d) for d in s) for s in shapes]
-        sizes = [math.prod(s) for s in self.shapes]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
-        self.P = int(self.offsets[-1])
-        if self.P <= 0:
-            raise ScenarioError(f"{where}: the model has no parameters to compress")
-        self.views = [(s[0], math.prod(s[1:])) if len(s) >= 2 else (1, math.prod(s)) for s in self.shapes]
-
-    def mats(self, flat: np.ndarray):
-        """Each tensor of ``flat`` as its 2-D view (numpy views, no copies)."""
-        o = self.offsets
-        return [flat[o[i]:o[i + 1]].reshape(self.views[i]) for i in range(len(self.shapes))]
-
-
-REGISTRY: dict[str, type] = {"none": NoCompression}
-
-
-def register(name: str):
-    """Class decorator: add a compressor kind to the registry under ``name``."""
-    def deco(cls):
-        REGISTRY[name] = cls
-        return cls
-    return deco
-
-
-importlib.import_module("netemu.fl.compressors")  # registers pca, qrcp, cur, topk, quantize
+REGISTRY: dict[str, type] = KINDS
 
 CODEC_PARAMS: dict[str, Key] = {
     "kind": Key("str", default="none", choices=tuple(REGISTRY),

@@ -7,13 +7,60 @@ Payload keys are ``"<tensor>.<factor>"`` for the per-tensor kinds.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.linalg
 
 from netemu import rng as rngs
 from netemu.errors import ScenarioError
-from netemu.fl.compress import Compressor, register
 from netemu.params import show
+
+
+# --- compressors: encode(S-views) -> payload; decode(payload) -> flat vector -------------------
+
+class Compressor:
+    """Base class: ``encode(flat, client, count) -> payload`` and ``decode(payload) -> flat``;
+    ``keys`` are the table keys this kind takes besides ``kind`` and ``feedback``."""
+
+    keys: tuple = ()
+
+    def __init__(self, cfg: dict, layout: "Layout", where: str, seed: int) -> None:
+        self.cfg, self.layout, self.where, self.seed = cfg, layout, where, seed
+
+    def encode(self, flat: np.ndarray, client: int, count: int) -> dict:
+        raise NotImplementedError
+
+    def decode(self, payload: dict) -> np.ndarray:
+        raise NotImplementedError
+
+
+class NoCompression(Compressor):
+    """``none``: the update as it is."""
+
+    def encode(self, flat, client, count):
+        return {"x": flat.copy()}
+
+    def decode(self, payload):
+        return np.array(payload["x"], copy=True)
+
+
+class Layout:
+    """The tensors of a flat vector: shapes, offsets, and each tensor's 2-D view ``(rows, cols)``."""
+
+    def __init__(self, shapes, where: str) -> None:
+        self.shapes = [tuple(int(d) for d in s) for s in shapes]
+        sizes = [math.prod(s) for s in self.shapes]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)]).astype(np.int64)
+        self.P = int(self.offsets[-1])
+        if self.P <= 0:
+            raise ScenarioError(f"{where}: the model has no parameters to compress")
+        self.views = [(s[0], math.prod(s[1:])) if len(s) >= 2 else (1, math.prod(s)) for s in self.shapes]
+
+    def mats(self, flat: np.ndarray):
+        """Each tensor of ``flat`` as its 2-D view (numpy views, no copies)."""
+        o = self.offsets
+        return [flat[o[i]:o[i + 1]].reshape(self.views[i]) for i in range(len(self.shapes))]
 
 
 class LowRank(Compressor):
@@ -63,7 +110,6 @@ class LowRank(Compressor):
         raise NotImplementedError
 
 
-@register("pca")
 class PCA(LowRank):
     """Centre the columns, truncated SVD: sends mean [n], U_k Σ_k [m, k], V_k [n, k]."""
 
@@ -79,7 +125,6 @@ class PCA(LowRank):
         return payload[f"{i}.mean"] + payload[f"{i}.us"] @ payload[f"{i}.v"].T
 
 
-@register("qrcp")
 class QRCP(LowRank):
     """``Sᵀ P = Q R`` (scipy.linalg.qr, pivoting): sends Q_k [n, k] and R_k Pᵀ [k, m]."""
 
@@ -96,7 +141,6 @@ class QRCP(LowRank):
         return payload[f"{i}.r"].T @ payload[f"{i}.q"].T
 
 
-@register("cur")
 class CUR(LowRank):
     """Row ID: k rows R sampled without replacement, Z = S R⁺: sends Z [m, k] and R [k, n]."""
 
@@ -114,7 +158,6 @@ class CUR(LowRank):
         return payload[f"{i}.z"] @ payload[f"{i}.r"]
 
 
-@register("topk")
 class TopK(Compressor):
     """The k largest magnitudes of the whole flat update: sends indices and values."""
 
@@ -144,7 +187,6 @@ class TopK(Compressor):
         return out
 
 
-@register("quantize")
 class Quantize(Compressor):
     """Per-tensor affine quantization to ``bits`` bits, codes bit-packed: sends codes, lo, scale."""
 
@@ -201,3 +243,7 @@ class Quantize(Compressor):
         full = np.zeros((n, 8), dtype=np.uint8)
         full[:, 8 - self.bits:] = bits
         return np.packbits(full, axis=1).reshape(-1)
+
+
+KINDS: dict[str, type] = {"none": NoCompression, "pca": PCA, "qrcp": QRCP, "cur": CUR,
+                         "topk": TopK, "quantize": Quantize}
