@@ -413,3 +413,22 @@ class FLServer(EventProtocol):
         extra["compress"] = {"kind": self.codec.kind, "updates": k, "mean_error": e / k if k else 0.0,
                              "mean_seconds": sec / k if k else 0.0}
         return m
+
+    def node_models(self) -> np.ndarray:
+        """Each node's own model now, ``[n, P]`` (read by ``netemu.recording``; changes nothing the
+        run uses): the server's is the global model; a client's the one it trains from, else the one
+        it last received (version ``started_at``; the initial model before any). Past versions are
+        remembered from earlier calls (the server's and those clients train from); a version that came
+        and went between two calls shows as the newest one seen before it."""
+        seen = self.__dict__.setdefault("_seen", {})
+        seen.setdefault(self.version, self.x)
+        jobs = {c: (j[0] if isinstance(j, tuple) else j) for c, j in self.trainer.x.items()}
+        for c, x0 in jobs.items():
+            seen.setdefault(int(self.started_at[c]), x0)
+        vs = np.array(sorted(seen), dtype=np.int64)
+        at = vs[np.maximum(np.searchsorted(vs, self.started_at, side="right") - 1, 0)]
+        for v in set(seen) - set(at.tolist()) - {self.version}:  # versions no node holds now
+            del seen[v]
+        out = np.stack([jobs[c] if c in jobs else seen[v] for c, v in enumerate(at.tolist())]).astype(np.float64)
+        out[self.server] = self.x
+        return out
