@@ -677,7 +677,7 @@ def test_preflight_pulm_memory_and_random_draw():
     sc = Scenario.from_dict({"network": {"nodes": 100000, "topology": "random", "p": 0.01},
                              "protocols": [{"name": "pulm"}]})
     parts = {p.what: p.bytes for p in preflight.estimate(sc).parts}
-    assert parts["PULM memory (pulm)"] == 100000.0**2 * 8 * 4
+    assert parts["PULM memory (pulm)"] == 100000.0**2 * 8 * 5
     assert parts["the [n, n] random draw"] == 100000.0**2 * 10
 
 

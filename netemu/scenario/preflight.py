@@ -14,10 +14,15 @@ headers of the ``.npy``/``.npz`` files it names, never their data):
   ``random`` topology (and of ``directed-random``) and a schedule's ``[K, n, n]`` adjacency;
 - task data (``nodes × samples × features``, a few copies) and one batch of gradients;
 - mobility over the run's horizon (random-waypoint legs, random-walk steps) and availability
-  periods; the cached step times of the compute clock; every protocol's metric history.
+  periods; the cached step times of the compute clock; every protocol's metric history;
+- per-node bookkeeping, and the interpreter with its libraries (a fixed ``BASE_BYTES``).
 
-The figures are deliberately round (copies, bytes per edge and per waypoint measured on small runs,
-within about a factor of two); they size a run, they do not account for it. ``check`` compares the
+The figures are deliberately round, each rounded up from a measurement: those of radio networks
+(bytes per edge and per node, static and moving, and PULM's ``[n, n]`` copies) from
+``benchmarks/scale.py``'s peak resident memory at 10³-10⁷ nodes, so that the estimate stays above
+the measured peak, by about 1.2-1.35 times at large sizes (``tests/test_preflight_peak.py`` holds
+it above a real 10⁵-node run); the others (copies, bytes per waypoint, networkx edges) on small
+runs, within about a factor of two. They size a run, they do not account for it. ``check`` compares the
 total with the memory available (``psutil`` when installed, else ``MemAvailable`` of
 ``/proc/meminfo``, else ``os.sysconf``; a cgroup limit lowers it), or with ``--max-memory``
 (``max_memory=`` of ``netemu.run``), and raises ``ScenarioError`` naming the keys that drive the
@@ -36,19 +41,35 @@ from pathlib import Path
 from netemu.errors import ScenarioError
 
 GiB, MiB = 2**30, 2**20
+# Where the radio figures come from: benchmarks/scale.py (static radio, unit disk, consensus, push-sum
+# and gossip), peak RSS at 10⁶ nodes for a mean degree of 5, 10 and 20 (0.41, 0.58, 0.96 GB): about
+# 41 B per edge and 150-180 B per node besides the edges, the protocol's state included; at 10⁷
+# nodes (degree 10) 5.12 GB. Each constant is rounded up from what was measured, so that the
+# estimate stays above the measured peak (about 1.2-1.35 times it at 10⁶-10⁷ nodes).
+BASE_BYTES = 96 * MiB  # the interpreter with numpy and netemu (57 MB once a scenario is loaded) and the
+#                        modules a run imports (scipy's KD-tree...): the measured line's intercept is 79 MB
 EDGE_BYTES = 60  # one delivery of one round: receiver, sender, row, delay, loss draw, sort copies
+RADIO_EDGE_BYTES = 48  # the same on a radio network: measured 35-41 B (int64 edge key sorted in place)
 JITTER_EDGE_BYTES = 1600  # one delivery under continuous jitter: every arrival instant is its own batch
 SLOTTED_EDGE_BYTES = 120  # one delivery under jitter rounded to [network.delay] resolution
 NX_EDGE_BYTES = 200  # one directed edge of a networkx DiGraph (successor and predecessor dicts)
 WAYPOINT_BYTES = 120  # one random-waypoint breakpoint (time, position, node), with its batch arrays
-NODE_BYTES = 600  # per node: trajectories, speeds, counters, busy times, Python objects
+NODE_BYTES = 600  # per node: trajectories, speeds, counters, busy times, Python objects (not re-measured)
+RADIO_NODE_BYTES = 200  # the same on a radio network: measured 150-180 B with the protocol's state
+# moving radio nodes (random-waypoint, 10⁶ nodes, degree 5/10/20: 1.19, 1.58, 2.35 GB): about 83 B per
+# edge (twice RADIO_EDGE_BYTES: the KD-tree's candidate pairs of every round besides the deliveries) and
+# 810 B per node, of which these cover what the static figures and the legs do not (each round's
+# positions, the KD-tree over them, its cached copy)
+MOVING_NODE_BYTES = 600
 ROUND_BYTES = 500  # one round of one protocol's metric history (a tuple and a dict of floats)
 MAX_WAYPOINTS = 20_000_000  # netemu.world.mobility's guard: it stops there with its own error
 # [n, P] arrays a protocol holds at its peak (a plugin not listed: DEFAULT_COPIES)
 COPIES = {"gossip": 5, "pulm": 5, "push-sum": 6, "broadcast-gossip": 4, "async-push-sum": 5, "dgd": 7,
           "push-diging": 9, "pulm-dgd": 7, "local-sgd": 7, "easgd": 8}
 DEFAULT_COPIES = 9
-NN_COPIES = 4  # [n, n] memories of PULM-style averaging: d, its pulled average, the sums, a message
+# [n, n] memories of PULM-style averaging: d, its pulled average, the sums, a message (scale.py measures
+# 32 B × n², four float64 copies, at 3·10³-10⁴ nodes), and one more of margin for a round's temporaries
+NN_COPIES = 5
 
 
 @dataclass
@@ -286,11 +307,17 @@ def _links(sc, n: int) -> list[Part]:
         w, h = sc.mobility["area"]
         share = min(1.0, math.pi * reach / w * reach / h) if reach < 1e150 else 1.0
         degree = max(n - 1, 0) * share
+        if not jitter:
+            eb = RADIO_EDGE_BYTES
         if sc.mobility["model"] != "static" and not jitter:
             eb *= 2  # moving nodes: a KD-tree and candidate pairs per round besides the deliveries
         parts.append(Part("radio links", float(n) * degree * eb,
                           f"[network] nodes = {n} × {degree:.3g} neighbours ({how} in [mobility] area = "
                           f"{w:g} × {h:g} m) × {eb} B", ("[network] nodes", key) + jitter))
+        if sc.mobility["model"] != "static":
+            parts.append(Part("moving positions", float(n) * MOVING_NODE_BYTES,
+                              f"[network] nodes = {n} × {MOVING_NODE_BYTES} B ([mobility] model = "
+                              f"{sc.mobility['model']})", ("[network] nodes", "[mobility] model")))
     elif kind == "schedule" and net.get("file"):
         shape = _npz_shape(sc.base_dir / net["file"], "adjacency")
         if shape is not None and len(shape) == 3:
@@ -423,8 +450,10 @@ def estimate(sc, task=None) -> Estimate:
     rounds, k = sc.run["rounds"], len(sc.protocols)
     parts.append(Part("metric history", float(rounds + 1) * k * ROUND_BYTES,
                       f"[run] rounds = {rounds} × {k} protocols × {ROUND_BYTES} B", ("[run] rounds",)))
-    parts.append(Part("per-node bookkeeping", float(n) * NODE_BYTES, f"[network] nodes = {n} × {NODE_BYTES} B",
+    nb = RADIO_NODE_BYTES if sc.network["topology"] == "radio" else NODE_BYTES
+    parts.append(Part("per-node bookkeeping", float(n) * nb, f"[network] nodes = {n} × {nb} B",
                       ("[network] nodes",)))
+    parts.append(Part("interpreter and libraries", float(BASE_BYTES), f"{size(BASE_BYTES)}", ()))
     parts.sort(key=lambda p: -p.bytes)
     total = sum(p.bytes for p in parts)
     return Estimate(int(min(total, 2.0**62)), parts)
