@@ -232,8 +232,8 @@ def _csma_pushed(ready, nodes, air: float, t_end, nb, slot, cw, attempts, seed, 
         covered = cover > tp
         before = lb_all[P]
         lb_all[P] = np.where(covered, cover, tp)
-        kk = nb[P]
-        lbk = lb_all[kk]
+        kk = np.take(nb, P, axis=0)
+        lbk = np.take(lb_all, kk)  # (take: faster than indexing here)
         arg = lbk.argmin(axis=1)
         low = lbk[np.arange(len(P)), arg]
         blocked = low < tp  # a sensed node may still start before t
