@@ -10,7 +10,8 @@ every nominal edge of a round. The ratio ideal rate / medium rate is taken withi
 
 CSMA's cost splits in two: the round's access (carrier sense and backoff, ``access.csma_round``:
 sweeps that each decide every node whose decision is known) and the collision resolution
-(``resolve.resolve``, one sort of the intervals per receiver); both are timed apart.
+(``resolve.resolve_round``, or ``resolve.resolve`` with earlier frames on the air: the intervals
+sorted per receiver); both are timed apart. docs/medium.md (Cost) has the figures.
 
 Run:  python benchmarks/bench_mac.py [--rounds 20] [--repeats 3] [--nodes 4000]
 """
