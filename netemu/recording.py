@@ -7,12 +7,18 @@ run), and at a run's last sample, it takes a frame:
 
 - ``pos``: the nodes' ``x, y`` at the frame's time (``Network.positions``). Topologies without
   positions get a fixed layout, computed once: a spring layout (``networkx.spring_layout``, seeded)
-  of the latent graph, or the nodes on a circle for ``random`` and ``schedule`` topologies.
+  of the latent graph, or the nodes on a circle for ``random`` and ``schedule`` topologies; a
+  protocol with a ``server`` node (FL, ``netemu.fl.server``) has it at the centre and the other
+  nodes on the circle around it.
 - ``err``: each node's error. Consensus: ``‖x_i − mean(x⁰)‖_∞`` (its maximum over the nodes is the
   ``consensus_error`` metric of that round). Optimization: the loss ``F(x_i)`` at the node's own
   iterate on all training data when that costs at most ``NODE_LOSS_BUDGET`` sample-parameters
   per frame (the budget under which a run evaluates its loss every round), else ``‖x_i − x̄‖₂``
-  (the distance to the nodes' mean); the recording says which (``meta["error"]``).
+  (the distance to the nodes' mean); the recording says which (``meta["error"]``, and per protocol).
+  A protocol whose ``estimate()`` is not one model per node (FL: the server's model only) may
+  offer ``node_models()`` → ``[n, P]``, each node's own model now (FL: the server's global model,
+  each client's last received one); its rows take the place of the iterates, and their losses
+  are evaluated once per distinct row when ``n × samples × parameters ≤ MODEL_LOSS_BUDGET``.
 - the links ``(receiver, sender)`` that delivered and that lost a message (any drop: loss, late,
   out of range) since the previous frame; beyond ``LINK_CAP`` per frame and kind, the ``LINK_CAP``
   links of smallest ``keyed_uniform(seed, "recording", protocol, frame, kind, receiver, sender)``
@@ -47,6 +53,9 @@ TARGET_FRAMES = 300  # default frames per run
 AUTO_MAX_NODES = 2000  # [output] record = "auto": on up to this many nodes
 LINK_CAP = 2000  # links kept per frame and kind (delivered, lost)
 NODE_LOSS_BUDGET = EVAL_BUDGET  # sample-parameters of one frame's per-node losses; above: distance to mean
+# node_models(): at most this many sample-parameters if every row were distinct (FL clients share
+# versions, so a frame evaluates far fewer); digits' 51 models about 20 ms, charlm's (37M each) left out
+MODEL_LOSS_BUDGET = 100 * EVAL_BUDGET
 COMPACT = 4096  # pending pieces of links (one per arrival instant) joined between frames beyond this
 LOSS_CHUNK = 2 * 10**7  # sample-parameters of one batched evaluation
 
@@ -80,6 +89,16 @@ def layout(topology, n: int, seed: int) -> tuple[np.ndarray | None, str]:
     return np.stack([np.cos(a), np.sin(a)], axis=1), "nodes on a circle (links change every round)"
 
 
+def hub_layout(n: int, hub: int) -> np.ndarray:
+    """``[n, 2]`` positions with node ``hub`` at the centre and the others on the unit circle, in
+    id order."""
+    others = np.array([i for i in range(n) if i != hub], dtype=np.int64)
+    a = 2 * np.pi * np.arange(len(others)) / max(len(others), 1)
+    pos = np.zeros((n, 2))
+    pos[others] = np.stack([np.cos(a), np.sin(a)], axis=1)
+    return pos
+
+
 def ranges_of(topology, n: int) -> list | None:
     """Each node's radio range in metres (log-distance: the largest reach), or None."""
     if not getattr(topology, "needs_positions", False):
@@ -110,6 +129,8 @@ class _Track:
     """The frames of one protocol."""
 
     def __init__(self) -> None:
+        self.info = None  # what the meta says of this protocol (``FrameRecorder._describe``)
+        self.fixed = None  # its own fixed layout (a server at the centre), else the run's
         self.k, self.t, self.pos, self.err = [], [], [], []
         self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
         self.curve = []  # (k, t, value) at every sample
@@ -133,6 +154,7 @@ class FrameRecorder(Observer):
         self.fixed = None if fixed is None else np.asarray(fixed, dtype=np.float32)
         self.layout_kind, self.ranges = layout_kind, ranges
         self.by_loss = task is not None and task.samples * task.dim * self.n <= NODE_LOSS_BUDGET
+        self.models_by_loss = task is not None and task.samples * task.dim * self.n <= MODEL_LOSS_BUDGET
         self.tracks: dict[str, _Track] = {}
         self.names: dict[str, str] = {}
         self._label = None  # the protocol whose pending lists are at hand
@@ -172,6 +194,8 @@ class FrameRecorder(Observer):
     def sample(self, run, k, t, proto, extra=None):
         tr = self._track(run.label)
         self.names[run.label] = run.name
+        if tr.info is None:
+            self._describe(tr, proto)
         m = run.rows[-1][2] if run.rows else {}
         value = m.get("consensus_error", m.get("loss", float("nan")))
         tr.curve.append((k, t, float(value)))
@@ -184,14 +208,37 @@ class FrameRecorder(Observer):
                 links = self._join(tr, p, len(tr.k), kind)
                 tr.pending[kind].append((links[:, 0], links[:, 1]))
 
+    def _describe(self, tr: _Track, proto) -> None:
+        """At a protocol's first sample: its clock, its layout and what its node errors are."""
+        from netemu.protocol import EventProtocol
+
+        hub = getattr(proto, "server", None)
+        hub = int(hub) if isinstance(hub, (int, np.integer)) and 0 <= hub < self.n else None
+        layout_kind = self.layout_kind
+        if self.fixed is not None and hub is not None:
+            tr.fixed = hub_layout(self.n, hub).astype(np.float32)
+            layout_kind = f"server (node {hub}) at the centre, the other nodes on a circle"
+        models = callable(getattr(proto, "node_models", None))
+        tr.info = {"clock": "time" if isinstance(proto, EventProtocol) else "round", "layout": layout_kind,
+                   "models": models, "server": hub, "error": self._error_kind(models, hub)}
+
+    def _error_kind(self, models: bool = False, hub: int | None = None) -> str:
+        if self.task is None:
+            return "distance to the mean of the initial values (max norm)"
+        if not models:
+            return "loss at the node's own iterate" if self.by_loss else "distance to the nodes' mean (2-norm)"
+        own = ("each node's own model (the server: the global model; a client: the model it last received)"
+               if hub is not None else "each node's own model")
+        return f"loss at {own}" if self.models_by_loss else f"distance to the nodes' mean (2-norm) of {own}"
+
     # -- frames ------------------------------------------------------------------------------------
 
     def _frame(self, tr: _Track, p: int, k: int, t: float, proto) -> None:
         f = len(tr.k)
         tr.k.append(k)
         tr.t.append(t)
-        tr.pos.append(self._positions(proto, t))
-        tr.err.append(self._errors(proto).astype(np.float32))
+        tr.pos.append(tr.fixed if tr.fixed is not None else self._positions(proto, t))
+        tr.err.append(self._errors(proto, tr.info["models"]).astype(np.float32))
         for kind, kept, count in ((0, tr.ok, tr.n_ok), (1, tr.lost, tr.n_lost)):
             links = self._join(tr, p, f, kind)
             count.append(len(links) + tr.beyond[kind])
@@ -224,9 +271,12 @@ class FrameRecorder(Observer):
             pos = self._pos[t] = np.asarray(proto.ctx.runtime.net.positions(t)[:, :2], dtype=np.float32)
         return pos
 
-    def _errors(self, proto) -> np.ndarray:
-        x = host(proto.estimate()).astype(np.float64, copy=False)
+    def _errors(self, proto, models: bool = False) -> np.ndarray:
+        x = host(proto.node_models() if models else proto.estimate()).astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", over="ignore"):
+            if models and self.task is not None and self.models_by_loss and np.all(np.isfinite(x)):
+                rows, which = np.unique(x, axis=0, return_inverse=True)  # each distinct model once
+                return node_losses(self.task, rows)[which.reshape(-1)]
             if self.task is None:
                 return np.max(np.abs(x - self.target[None, :]), axis=1) if x.shape[1] else np.zeros(len(x))
             if self.by_loss and np.all(np.isfinite(x)):
@@ -239,16 +289,17 @@ class FrameRecorder(Observer):
     # -- the file ----------------------------------------------------------------------------------
 
     def meta(self) -> dict:
-        if self.task is None:
-            error, metric = "distance to the mean of the initial values (max norm)", "consensus_error"
-        else:
-            error = "loss at the node's own iterate" if self.by_loss else "distance to the nodes' mean (2-norm)"
-            metric = "loss"
+        """The file's header; ``protocols`` also say, each, its ``clock`` (``"round"``, or
+        ``"time"`` for event protocols, whose ``k`` counts periods), ``layout``, ``error`` and
+        ``server`` (the node drawn at the centre, or None)."""
+        error, metric = self._error_kind(), "consensus_error" if self.task is None else "loss"
         return {"format": FORMAT, "version": VERSION, "name": self.name, "nodes": self.n,
                 "rounds": self.rounds, "period": self.period, "frames_every": self.every,
                 "link_cap": LINK_CAP, "error": error, "metric": metric, "layout": self.layout_kind,
                 "ranges": self.ranges,
-                "protocols": [{"label": lb, "name": self.names.get(lb, lb)} for lb in self.tracks]}
+                "protocols": [{"label": lb, "name": self.names.get(lb, lb),
+                               **{k: v for k, v in (tr.info or {}).items() if k != "models"}}
+                              for lb, tr in self.tracks.items()]}
 
     def write(self, path: Path) -> None:
         arrays = {"meta": np.frombuffer(json.dumps(self.meta()).encode(), dtype=np.uint8)}

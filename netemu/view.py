@@ -6,7 +6,10 @@ and beneath them the run's error curve (``consensus_error``, or ``loss``) of eac
 cursor at the current frame. In a panel, nodes are coloured by ``log10`` of their error (one colour
 scale for all panels; hovering a node shows its error and radio range), links that delivered a
 message since the previous frame are drawn faint and those that lost one red. Play, pause and a
-time slider run the frames.
+time slider run the frames. Round protocols are shown against the round, event protocols (FL,
+asynchronous gossip) against simulated time in seconds (``clock`` in the recording). A protocol
+with a server (FL) has it drawn at the centre and its clients on a circle when the network has no
+positions; its delivered and lost links are then the frame's downloads and uploads.
 
 A panel shows at most ``links`` links per frame and kind, every k-th of the recorded ones (which
 are themselves capped at ``netemu.recording.LINK_CAP``); the hover and the title say how many there
@@ -72,6 +75,36 @@ def segments(pos: np.ndarray, links: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return xy[:, 0], xy[:, 1]
 
 
+def info(rec: Recording, label: str) -> dict:
+    """What the recording says of one protocol: ``clock``, ``layout``, ``error`` and ``server``
+    (recordings that predate them: the run's layout and error, rounds, no server)."""
+    meta = rec.meta
+    p = next((q for q in meta["protocols"] if q["label"] == label), {})
+    return {"clock": p.get("clock", "round"), "layout": p.get("layout", meta["layout"]),
+            "error": p.get("error", meta["error"]), "server": p.get("server")}
+
+
+def timeline(rec: Recording, labels: list[str]) -> tuple[str, str]:
+    """``("t", "time (s)")`` when a shown protocol is an event one (its frames are samples of
+    simulated time), else ``("k", "round")``: the key of the frames' x values and its label."""
+    if any(info(rec, lb)["clock"] == "time" for lb in labels):
+        return "t", "time (s)"
+    return "k", "round"
+
+
+def subtitle(rec: Recording, labels: list[str], links: int) -> str:
+    """What the colours, the links and the layout mean (one line per distinct description)."""
+    infos = [info(rec, lb) for lb in labels]
+    errors = list(dict.fromkeys(i["error"] for i in infos))
+    colour = (f"node colour: log10 of the {errors[0]}" if len(errors) == 1 else
+              "node colour: log10 of the " + "; ".join(f"{i['error']} ({lb})" for lb, i in zip(labels, infos)))
+    parts = [colour, f"links: blue delivered, red lost since the previous frame (at most {links} per kind drawn)"]
+    layouts = [i["layout"] for i in infos if i["server"] is not None and i["layout"] != "positions"]
+    if layouts:
+        parts.append("layout: " + layouts[0] + "; links are its downloads and uploads")
+    return "<br>".join(parts)
+
+
 def frame_index(rec: Recording, labels: list[str]) -> list[np.ndarray]:
     """Per protocol, the frame it shows at each animation frame (its last one once it stopped)."""
     total = max(len(rec.protocols[lb]["k"]) for lb in labels)
@@ -99,7 +132,9 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
     total = len(idx[0])
     radio = meta["layout"] == "positions"
     ranges = np.asarray(meta["ranges"] if meta.get("ranges") else np.full(n, np.nan), dtype=np.float64)
-    range_text = [f"{r:g} m" if np.isfinite(r) else "none (graph topology)" for r in ranges]
+    range_text = [f"{r:g} m" if np.isfinite(r) else "none (no radio positions)" for r in ranges]
+    key, axis_title = timeline(rec, labels)
+    scale = "loss" if all(info(rec, lb)["error"].startswith("loss") for lb in labels) else "error"
     cmin, cmax = colour_range(rec, labels)
     fig = make_subplots(rows=2, cols=P, specs=[[{}] * P, [{"colspan": P}] + [None] * (P - 1)],
                         row_heights=[0.74, 0.26], vertical_spacing=0.09, horizontal_spacing=0.04,
@@ -132,13 +167,19 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
         fig.add_trace(go.Scatter(**first[1], mode="lines", name="lost",
                                  line=dict(color=LOST_COLOUR, width=1.1), hoverinfo="skip",
                                  legendgroup="lost", showlegend=show), row=1, col=p + 1)
+        hub = info(rec, lb)["server"]
+        role = ["server" if i == hub else ("client" if hub is not None else "") for i in range(n)]
+        size = np.full(n, 8 if n <= 200 else 4)
+        if hub is not None:
+            size[hub] = 16
         fig.add_trace(go.Scatter(
             x=first[2]["x"], y=first[2]["y"], mode="markers", name=f"nodes ({lb})", showlegend=False,
-            marker=dict(color=first[2]["marker"]["color"], coloraxis="coloraxis", size=8 if n <= 200 else 4,
+            marker=dict(color=first[2]["marker"]["color"], coloraxis="coloraxis", size=size,
                         line=dict(width=0.5 if n <= 200 else 0, color="white")),
-            customdata=np.stack([np.arange(n), range_text], axis=1),
-            hovertemplate=(f"<b>{lb}</b> node %{{customdata[0]}}<br>log10 error %{{marker.color:.3f}}"
-                           "<br>radio range %{customdata[1]}<extra></extra>")), row=1, col=p + 1)
+            customdata=np.stack([np.arange(n), range_text, role], axis=1),
+            hovertemplate=(f"<b>{lb}</b> %{{customdata[2]}} node %{{customdata[0]}}<br>log10 {scale} "
+                           "%{marker.color:.3f}<br>radio range %{customdata[1]}<extra></extra>")),
+            row=1, col=p + 1)
         moving += [3 * p, 3 * p + 1, 3 * p + 2]
         ax = "" if p == 0 else str(p + 1)
         fig.update_layout({f"xaxis{ax}": dict(range=[lo[0] - pad, hi[0] + pad], showgrid=False, zeroline=False,
@@ -152,32 +193,36 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
         y = a["curve"].astype(np.float64)
         good = np.isfinite(y) & (y > 0)
         curves.append(y[good])
-        fig.add_trace(go.Scatter(x=a["curve_k"][good], y=y[good].astype(np.float32), mode="lines", name=lb,
+        fig.add_trace(go.Scatter(x=a["curve_" + key][good], y=y[good].astype(np.float32), mode="lines", name=lb,
                                  line=dict(width=1.6), legendgroup=f"curve-{lb}"), row=2, col=1)
     ys = np.concatenate(curves) if curves else np.zeros(0)
     ylo, yhi = (float(ys.min()), float(ys.max())) if len(ys) else (1e-3, 1.0)
-    cursor_k = [int(max(rec.protocols[lb]["k"][idx[p][f]] for p, lb in enumerate(labels))) for f in range(total)]
+    now = [max(rec.protocols[lb][key][idx[p][f]] for p, lb in enumerate(labels)) for f in range(total)]
+    cursor_k = [int(v) if key == "k" else float(v) for v in now]
     fig.add_trace(go.Scatter(x=[cursor_k[0]] * 2, y=[ylo, yhi], mode="lines", name="now", showlegend=False,
                              line=dict(color="black", width=1.2, dash="dot"), hoverinfo="skip"), row=2, col=1)
     cursor = len(fig.data) - 1
     moving.append(cursor)
     fig.update_yaxes(type="log", row=2, col=1)
-    fig.update_xaxes(title_text="round", row=2, col=1)
+    fig.update_xaxes(title_text=axis_title, row=2, col=1)
     frames = []
     for f in range(total):
         data = [t for p in range(P) for t in panel(p, f)]
         data.append(dict(x=[cursor_k[f]] * 2, y=[ylo, yhi]))
         frames.append(dict(name=str(f), data=data, traces=moving))
-    steps = [dict(method="animate", label=str(k),
+    sub = subtitle(rec, labels, links)
+    top = 76 + 17 * sub.count("<br>")
+    steps = [dict(method="animate", label=str(k) if key == "k" else f"{k:.6g}",
                   args=[[str(f)], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                        transition=dict(duration=0))]) for f, k in enumerate(cursor_k)]
     fig.update_layout(
-        title=dict(text=f"{meta.get('name') or ''}<br><sup>node colour: log10 of the {meta['error']}; "
-                        f"links: blue delivered, red lost since the previous frame (at most {links} "
-                        f"per kind drawn)</sup>", x=0.01),
+        title=dict(text=meta.get("name") or "", x=0.01, y=0.995, yanchor="top"),
+        annotations=[*fig.layout.annotations,
+                     dict(text=sub, xref="paper", yref="paper", x=0, y=1 + 28 / 660, xanchor="left",
+                          yanchor="bottom", align="left", showarrow=False, font=dict(size=12))],
         coloraxis=dict(colorscale="Viridis", cmin=cmin, cmax=cmax,
-                       colorbar=dict(title=dict(text="log10 error"), len=0.7, y=0.63)),
-        height=760, width=max(700, 520 * P + 160), plot_bgcolor="white", margin=dict(t=80, b=40),
+                       colorbar=dict(title=dict(text=f"log10 {scale}"), len=0.7, y=0.63)),
+        height=700 + top, width=max(700, 520 * P + 160), plot_bgcolor="white", margin=dict(t=top, b=40),
         legend=dict(x=1.01, y=0.24, xanchor="left", yanchor="top"),
         updatemenus=[dict(type="buttons", direction="left", x=0.0, y=-0.02, xanchor="left", yanchor="top",
                           showactive=False, pad=dict(t=40, r=10),
@@ -188,7 +233,7 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
                                         args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False),
                                                            transition=dict(duration=0))])])],
         sliders=[dict(active=0, steps=steps, x=0.12, len=0.88, y=-0.02, yanchor="top", pad=dict(t=30),
-                      currentvalue=dict(prefix="round ", visible=True))])
+                      currentvalue=dict(prefix=axis_title + " ", visible=True))])
     return {**fig.to_plotly_json(), "frames": frames}
 
 

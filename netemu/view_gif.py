@@ -1,7 +1,8 @@
 """``netemu view DIR --gif FILE.gif``: the page's animation (``netemu.view``) as a GIF, drawn with
 matplotlib and written by its Pillow writer: the chosen protocols side by side, nodes coloured by
 ``log10`` of their error on one scale, links that delivered faint and lost red, the error curve
-beneath with a cursor at the frame's round."""
+beneath with a cursor at the frame's round (event protocols: its simulated time), a server (FL)
+at the centre when the network has no positions."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from netemu.recording import Recording, finite_log10
-from netemu.view import _write, colour_range, frame_index, thin_links
+from netemu.view import _write, colour_range, frame_index, info, thin_links, timeline
 
 GIF_LINKS = 300  # links drawn per frame, kind and panel
 GIF_DPI = 80
@@ -36,6 +37,7 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
     pad = 0.04 * max(float((hi - lo).max()), 1e-9)
     radio = meta["layout"] == "positions"
     size = 18 if meta["nodes"] <= 200 else 4
+    key, axis_title = timeline(rec, labels)
     panels = []
     for p, lb in enumerate(labels):
         ax = fig.add_subplot(grid[0, p])
@@ -48,20 +50,25 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
             ax.set_yticks([])
         ok = ax.add_collection(LineCollection([], colors=[(0.27, 0.43, 0.75, 0.22)], linewidths=0.6))
         lost = ax.add_collection(LineCollection([], colors=[(0.86, 0.12, 0.12, 0.7)], linewidths=0.8))
+        sizes = np.full(meta["nodes"], float(size))
+        hub = info(rec, lb)["server"]
+        if hub is not None:
+            sizes[hub] = 4 * size
         dots = ax.scatter(np.zeros(meta["nodes"]), np.zeros(meta["nodes"]), c=np.zeros(meta["nodes"]),
-                          s=size, cmap="viridis", vmin=cmin, vmax=cmax, zorder=3, linewidths=0)
+                          s=sizes, cmap="viridis", vmin=cmin, vmax=cmax, zorder=3, linewidths=0)
         panels.append((ok, lost, dots))
     fig.colorbar(panels[0][2], ax=[fig.axes[p] for p in range(P)], fraction=0.03, pad=0.02,
-                 label="log10 error")
+                 label="log10 loss" if all(info(rec, lb)["error"].startswith("loss") for lb in labels)
+                 else "log10 error")
     curve = fig.add_subplot(grid[1, :])
     for lb in labels:
         a = rec.protocols[lb]
         y = a["curve"].astype(np.float64)
         good = np.isfinite(y) & (y > 0)
-        curve.plot(a["curve_k"][good], y[good], lw=1.3, label=lb)
+        curve.plot(a["curve_" + key][good], y[good], lw=1.3, label=lb)
     if curve.lines:
         log_yaxis(curve)
-    curve.set_xlabel("round", fontsize=9)
+    curve.set_xlabel(axis_title, fontsize=9)
     curve.set_ylabel(meta["metric"].replace("_", " "), fontsize=9)
     curve.legend(fontsize=8, loc="upper right")
     cursor = curve.axvline(0, color="black", lw=1, ls=":")
@@ -79,9 +86,10 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
                 coll.set_segments(np.stack([pos[li[:, 1]], pos[li[:, 0]]], axis=1))
             dots.set_offsets(pos)
             dots.set_array(finite_log10(a["err"][g]))
-            ks.append(int(a["k"][g]))
+            ks.append(a[key][g])
         cursor.set_xdata([max(ks)] * 2)
-        title.set_text(f"{meta.get('name') or ''}  —  round {max(ks)}")
+        now = f"round {int(max(ks))}" if key == "k" else f"t = {float(max(ks)):.6g} s"
+        title.set_text(f"{meta.get('name') or ''}  —  {now}")
         return []
 
     return fig, draw, total
