@@ -10,7 +10,7 @@ consensus task, no plots, a few rounds. The child builds the run as ``netemu run
 
 - ``s/round``: the median time between round starts (the steady state: the first round, which
   builds the radio links once, is counted in ``build s`` instead);
-- ``peak RSS``: the process's peak resident memory (``ru_maxrss``), imports included;
+- ``peak RSS``: the process's peak resident memory (``VmHWM``, else ``ru_maxrss``), imports included;
 - ``bytes/node``: (peak RSS − RSS after the imports) / nodes;
 - ``preflight``: netemu's own estimate of the run's memory (``netemu.scenario.preflight``), an
   upper bound of the peak RSS, and ``ratio``: preflight / peak RSS.
@@ -56,10 +56,23 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def child(spec: dict) -> dict:
-    """Run one size in this process; the numbers of the module docstring."""
+def _peak() -> int:
+    """This process's peak resident memory: ``VmHWM``, which starts afresh at exec (``ru_maxrss``
+    also keeps the RSS of the parent the process was forked from), else ``ru_maxrss``."""
     import resource
 
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def child(spec: dict) -> dict:
+    """Run one size in this process; the numbers of the module docstring."""
     import numpy as np
 
     from netemu.api import load
@@ -82,7 +95,7 @@ def child(spec: dict) -> dict:
     res = engine.run_protocol(sc.protocols[0])
     end = time.perf_counter()
     tick()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    peak = _peak()
     steps, cpu_steps = np.diff(ticks), np.diff(cpu)
     return {"protocol": spec["protocol"], "nodes": spec["n"], "rounds": spec["rounds"],
             "degree": spec["degree"], "mobility": spec.get("mobility", "static"),
