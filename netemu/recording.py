@@ -125,6 +125,13 @@ def node_losses(task, x: np.ndarray) -> np.ndarray:
     return out
 
 
+def _inner(proto):
+    """The protocol itself: a round protocol is run by a ``RoundDriver`` (an event protocol)."""
+    from netemu.runtime.rounds import RoundDriver
+
+    return proto.inner if isinstance(proto, RoundDriver) else proto
+
+
 class _Track:
     """The frames of one protocol."""
 
@@ -210,16 +217,15 @@ class FrameRecorder(Observer):
 
     def _describe(self, tr: _Track, proto) -> None:
         """At a protocol's first sample: its clock, its layout and what its node errors are."""
-        from netemu.protocol import EventProtocol
-
-        hub = getattr(proto, "server", None)
+        inner = _inner(proto)
+        hub = getattr(inner, "server", None)
         hub = int(hub) if isinstance(hub, (int, np.integer)) and 0 <= hub < self.n else None
         layout_kind = self.layout_kind
         if self.fixed is not None and hub is not None:
             tr.fixed = hub_layout(self.n, hub).astype(np.float32)
             layout_kind = f"server (node {hub}) at the centre, the other nodes on a circle"
-        models = callable(getattr(proto, "node_models", None))
-        tr.info = {"clock": "time" if isinstance(proto, EventProtocol) else "round", "layout": layout_kind,
+        models = callable(getattr(inner, "node_models", None))
+        tr.info = {"clock": "round" if inner is not proto else "time", "layout": layout_kind,
                    "models": models, "server": hub, "error": self._error_kind(models, hub)}
 
     def _error_kind(self, models: bool = False, hub: int | None = None) -> str:
@@ -272,7 +278,8 @@ class FrameRecorder(Observer):
         return pos
 
     def _errors(self, proto, models: bool = False) -> np.ndarray:
-        x = host(proto.node_models() if models else proto.estimate()).astype(np.float64, copy=False)
+        x = host(_inner(proto).node_models() if models else proto.estimate())
+        x = x.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", over="ignore"):
             if models and self.task is not None and self.models_by_loss and np.all(np.isfinite(x)):
                 rows, which = np.unique(x, axis=0, return_inverse=True)  # each distinct model once

@@ -135,6 +135,105 @@ def test_errors_fall_back_to_the_distance_to_the_mean(monkeypatch):
     np.testing.assert_allclose(rec.tracks[sc.protocols[0]["label"]].err[-1], expect, rtol=1e-6)
 
 
+FL = {"seed": 3, "name": "fl",
+      "network": {"nodes": 21, "topology": "random", "p": 0.0,
+                  "uplink": {"server": 0, "latency": 0.01, "bandwidth": 1e5, "loss": 0.05}},
+      "run": {"rounds": 24, "period": 0.25},
+      "task": {"kind": "logistic", "samples": 50, "features": 10},
+      "output": {"plot": False},
+      "compute": {"step_time": {"dist": "lognormal", "median": 0.02, "sigma": 0.5},
+                  "stragglers": {"fraction": 0.1, "slowdown": 10, "persistent": True}},
+      "protocols": [{"name": "fedasync", "lr": 0.05}, {"name": "fedavg", "lr": 0.05}]}
+
+
+def _fl(**run):
+    from netemu.scenario.load import from_dict
+
+    return from_dict({**FL, "run": {**FL["run"], **run}})
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_fl_frames_show_each_nodes_own_model(index):
+    """FL: estimate() is the server's model only; the frames hold the loss at every node's own
+    model (node_models: the server's global one, each client's last received), the server at the
+    centre of the layout, and the frames are samples of simulated time."""
+    sc = _fl()
+    rec, rt, _, task = _recorded_run(sc, index, every=4)
+    proto = rt.proto
+    tr = rec.tracks[sc.protocols[index]["label"]]
+    assert rt.proto.estimate().shape[0] == 1 and tr.err[-1].shape == (21,)
+    models = proto.node_models()
+    assert models.shape == (21, proto.P)
+    direct = np.array([task.evaluate(m)["loss"] for m in models])
+    np.testing.assert_allclose(tr.err[-1], direct, rtol=2e-6)
+    # the server's node: the global model, whose loss is the run's last loss metric
+    assert np.array_equal(models[0], proto.x)
+    np.testing.assert_allclose(tr.err[-1][0], rt.res.rows[-1][2]["loss"], rtol=2e-6)
+    # clients differ from the server at some frame: stale models cost loss
+    assert any(np.ptp(e) > 0 for e in tr.err)
+    # a client training now holds the model it trains from, as it arrived
+    for c, job in proto.trainer.x.items():
+        start = job[0] if isinstance(job, tuple) else job
+        assert np.array_equal(models[c], start)
+    # the layout: the server at the centre, the clients on the unit circle, the same every frame
+    pos = np.asarray(tr.pos)
+    assert np.array_equal(pos[:, 0], np.zeros((len(pos), 2)))
+    np.testing.assert_allclose(np.linalg.norm(pos[:, 1:], axis=2), 1.0, rtol=1e-6)
+    assert len({tuple(np.round(q, 5)) for q in pos[-1, 1:]}) == 20
+    meta = rec.meta()["protocols"][0]
+    assert meta["server"] == 0 and meta["clock"] == "time"
+    assert meta["layout"].startswith("server (node 0) at the centre")
+    assert meta["error"].startswith("loss at each node's own model")
+    assert tr.t == [k * 0.25 for k in tr.k]
+
+
+def test_fl_recording_leaves_metrics_unchanged_and_the_page_says_time(tmp_path):
+    from netemu.runner import run_scenario
+    from netemu.view import figure
+
+    sc = _fl()
+    run_scenario(sc, tmp_path / "on", progress=False)
+    off = _fl()
+    off.output["record"] = False
+    run_scenario(off, tmp_path / "off", progress=False)
+    assert (tmp_path / "on" / "metrics.csv").read_bytes() == (tmp_path / "off" / "metrics.csv").read_bytes()
+    assert not (tmp_path / "off" / "recording.npz").exists()
+    rec = load(tmp_path / "on")
+    fig = figure(rec, rec.labels)
+    lay = fig["layout"]
+    assert lay["xaxis3"]["title"]["text"] == "time (s)"  # the curve beneath the two panels
+    assert lay["sliders"][0]["currentvalue"]["prefix"] == "time (s) "
+    a = rec.protocols["fedasync"]
+    assert [s["label"] for s in lay["sliders"][0]["steps"]] == [f"{t:.6g}" for t in a["t"]]
+    assert a["t"][-1] == 6.0 and lay["sliders"][0]["steps"][-1]["label"] == "6"
+    notes = " ".join(x["text"] for x in lay["annotations"])
+    assert "server (node 0) at the centre" in notes and "the model it last received" in notes
+    # the server's marker is drawn at the centre of each panel, larger than the clients'
+    for trace in (fig["data"][2], fig["data"][5]):
+        x, y, size = typed(trace["x"]), typed(trace["y"]), typed(trace["marker"]["size"])
+        assert (x[0], y[0]) == (0.0, 0.0) and np.all(np.hypot(x[1:], y[1:]) > 0.99)
+        assert size[0] > size[1] and np.all(size[1:] == size[1])
+        role = np.asarray(typed(trace["customdata"]))[:, 2]
+        assert role[0] == "server" and set(role[1:]) == {"client"}
+    # the GIF / PNG drawing: the same axis and the frame's time in its title
+    from netemu.view_gif import drawing
+
+    fig, draw, total = drawing(rec, rec.labels)
+    draw(total - 1)
+    assert fig.axes[-1].get_xlabel() == "time (s)" and fig.texts[0].get_text().endswith("t = 6 s")
+    offsets = fig.axes[0].collections[-1].get_offsets()
+    assert np.array_equal(np.asarray(offsets[0]), [0.0, 0.0])
+
+
+def typed(v):
+    """An array of a plotly figure dict: plotly's typed-array form decoded, or the list as it is."""
+    import base64
+
+    if isinstance(v, dict) and "bdata" in v:
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]).newbyteorder("<"))
+    return np.asarray(v)
+
+
 def _trace_counts(path):
     """Per (protocol, round): Counter of rx and drops, and the multisets of their links."""
     counts, links = Counter(), {}
@@ -179,6 +278,8 @@ def test_link_counts_add_up_to_the_trace(tmp_path, scenario, sets):
     out = run(tmp_path, scenario, "output.trace=true", *sets)
     out = sorted(p.parent for p in out.rglob("recording.npz"))[0]  # a sweep's first combination
     rec = load(out)
+    # the frames' clock: simulated time for an event protocol, the round for round protocols
+    assert {p["clock"] for p in rec.meta["protocols"]} == {"time" if str(scenario).endswith("event.toml") else "round"}
     counts, links = _trace_counts(out / "events.msgpack")
     for label in rec.labels:
         a = rec.protocols[label]
@@ -263,6 +364,7 @@ def test_view_writes_a_self_contained_page(swarm, tmp_path):
     assert external_refs(text) == []  # no <script src>, <link href>, <img src>: the script is inlined
     assert len(text) > 3_000_000  # plotly.js itself (about 4.6 MB) is in the page
     assert "Plotly.addFrames" in text and '"name":"30"' in text and '"name":"31"' not in text
+    assert '"title":{"text":"round"}' in text  # round protocols: the curve's x axis is the round
     assert text.index("gossip") < text.index("pulm")
     # the default: the run's first two protocols, into DIR/view.html
     r = run_cli("view", swarm)
