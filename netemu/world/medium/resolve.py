@@ -201,7 +201,7 @@ class ByReceiver:
         self.first, self.last = indptr[:-1], indptr[1:] - 1  # every row holds its node: none is empty
         rowstart = indptr[self.row]
         col = np.arange(len(perm), dtype=np.int64) - rowstart
-        self.cb = max(int(cnt.max(initial=1)) - 1, 1).bit_length()
+        self.cb = max(int(np.diff(indptr).max(initial=1)) - 1, 1).bit_length()  # columns of the receiver rows
         self.rb = n.bit_length()  # ranks 0..n (n: no frame)
         bits = max(n - 1, 1).bit_length() + self.rb + self.cb
         self.ok = bits <= 62
