@@ -138,6 +138,7 @@ class _Track:
     def __init__(self) -> None:
         self.info = None  # what the meta says of this protocol (``FrameRecorder._describe``)
         self.fixed = None  # its own fixed layout (a server at the centre), else the run's
+        self.losses: dict[bytes, float] = {}  # node_models: the loss of each distinct model of the last frame
         self.k, self.t, self.pos, self.err = [], [], [], []
         self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
         self.curve = []  # (k, t, value) at every sample
@@ -244,7 +245,7 @@ class FrameRecorder(Observer):
         tr.k.append(k)
         tr.t.append(t)
         tr.pos.append(tr.fixed if tr.fixed is not None else self._positions(proto, t))
-        tr.err.append(self._errors(proto, tr.info["models"]).astype(np.float32))
+        tr.err.append(self._errors(proto, tr if tr.info["models"] else None).astype(np.float32))
         for kind, kept, count in ((0, tr.ok, tr.n_ok), (1, tr.lost, tr.n_lost)):
             links = self._join(tr, p, f, kind)
             count.append(len(links) + tr.beyond[kind])
@@ -277,18 +278,33 @@ class FrameRecorder(Observer):
             pos = self._pos[t] = np.asarray(proto.ctx.runtime.net.positions(t)[:, :2], dtype=np.float32)
         return pos
 
-    def _errors(self, proto, models: bool = False) -> np.ndarray:
-        x = host(_inner(proto).node_models() if models else proto.estimate())
+    def _errors(self, proto, tr: _Track | None = None) -> np.ndarray:
+        """Each node's error; ``tr``: the protocol's ``node_models`` take the place of its estimate."""
+        x = host(_inner(proto).node_models() if tr is not None else proto.estimate())
         x = x.astype(np.float64, copy=False)
         with np.errstate(invalid="ignore", over="ignore"):
-            if models and self.task is not None and self.models_by_loss and np.all(np.isfinite(x)):
-                rows, which = np.unique(x, axis=0, return_inverse=True)  # each distinct model once
-                return node_losses(self.task, rows)[which.reshape(-1)]
+            if tr is not None and self.task is not None and self.models_by_loss and np.all(np.isfinite(x)):
+                return self._model_losses(tr, x)
             if self.task is None:
                 return np.max(np.abs(x - self.target[None, :]), axis=1) if x.shape[1] else np.zeros(len(x))
             if self.by_loss and np.all(np.isfinite(x)):
                 return node_losses(self.task, x)
             return np.linalg.norm(x - x.mean(axis=0, keepdims=True), axis=1)
+
+    def _model_losses(self, tr: _Track, x: np.ndarray) -> np.ndarray:
+        """``F`` at each row of ``x``, evaluated once per distinct row: rows of the previous frame
+        keep their loss, the new ones are evaluated together."""
+        keys = [row.tobytes() for row in x]
+        first = {}
+        for i, k in enumerate(keys):
+            first.setdefault(k, i)
+        new = [k for k in first if k not in tr.losses]
+        known = {k: tr.losses[k] for k in first if k in tr.losses}
+        if new:
+            rows = x[[first[k] for k in new]]
+            known.update(zip(new, node_losses(self.task, rows).tolist()))
+        tr.losses = known
+        return np.array([known[k] for k in keys], dtype=np.float64)
 
     def close(self) -> None:  # the file is written by ``write`` once the run succeeded
         pass
