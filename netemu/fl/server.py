@@ -48,6 +48,7 @@ from netemu.protocol import EventProtocol
 from netemu.runtime.results import Observer
 
 IDLE, BUSY, DONE = 0, 1, 2  # DONE: an update arrived, the client waits for the next model (fedfix)
+SERVER = -1  # the server's own entry of ``status``
 SELECT = 11  # ctx.rng(SELECT): client selection
 
 COMMON = {
@@ -146,6 +147,7 @@ class FLServer(EventProtocol):
         self.wdt = np.float32 if "float32" in str(self.task.dtype) else np.float64
         self.version = 0
         self.status = np.zeros(n, dtype=np.int8)
+        self.status[self.server] = SERVER  # never idle nor busy: whole-array counts need no gather
         self.base: dict[int, np.ndarray] = {}  # client -> the model the server sent it
         self.sizes = np.asarray(self.task.sizes, dtype=np.float64)
         label = getattr(rt, "label", self.name)
@@ -166,6 +168,8 @@ class FLServer(EventProtocol):
         self._sizes: dict[str, int] = {}
         self._on = np.ones(n, dtype=bool)
         self._on.setflags(write=False)
+        self._server1 = np.array([self.server], dtype=np.int64)  # the server as an array of one (sender, destination)
+        self._server1.setflags(write=False)
         rt.watch(_Acks(self))
         self._check_link()
 
@@ -198,8 +202,8 @@ class FLServer(EventProtocol):
 
     def idle(self) -> np.ndarray:
         """Clients that may be selected now: idle and online."""
-        c = self.clients[self.status[self.clients] == IDLE]
-        return c[self.online(c)]
+        c = np.flatnonzero(self.status == IDLE)  # the server's entry is SERVER: clients only, in order
+        return c if self.avail is None else c[self.online(c)]
 
     def select(self, m: int) -> np.ndarray:
         """``m`` of the idle clients, by ``selection``."""
@@ -235,15 +239,18 @@ class FLServer(EventProtocol):
         m = len(clients)
         if self._wire[0] is not self.x:  # the model in the message's dtype, once per version
             self._wire = (self.x, self.x.astype(self.wdt)[None])
-        fields = {"x": self._wire[1] if m == 1 else np.broadcast_to(self._wire[1], (m, self.P)),
-                  "v": np.full((m, 1), self.version, dtype=np.int64)}
+        if m == 1:
+            fields = {"x": self._wire[1], "v": np.array([[self.version]], dtype=np.int64)}
+        else:
+            fields = {"x": np.broadcast_to(self._wire[1], (m, self.P)),
+                      "v": np.full((m, 1), self.version, dtype=np.int64)}
         nb = self._size("down", fields)
         self.count["bytes_down"] += nb * m
         self.nbytes[clients] = nb
         self.status[clients] = BUSY
         for c in clients.tolist():
             self.base[c] = self.x
-        self.ctx.send(self.server, clients, fields)
+        self.ctx.send(self._server1, clients, fields)
 
     def _size(self, kind: str, fields: dict) -> int:
         """The encoded size of a message of a fixed layout (a model download, a plain update)."""
@@ -261,7 +268,7 @@ class FLServer(EventProtocol):
             self.ctx.set_timer([self.server], self.ctx.period, "fill")
 
     def busy(self) -> int:
-        return int(np.count_nonzero(self.status[self.clients] == BUSY))
+        return int(np.count_nonzero(self.status == BUSY))  # the server's entry is SERVER
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -273,12 +280,13 @@ class FLServer(EventProtocol):
 
     def _downloads(self, batch) -> None:
         cl, rows = batch.receivers, batch.rows
-        on = self.online(cl)
-        if not on.all():  # an off client hears nothing: the server times out
-            self.ctx.set_timer(cl[~on], self.p["timeout"], "lost-down")
-            cl, rows = cl[on], rows[on]
-        if not len(cl):
-            return
+        if self.avail is not None:
+            on = self.online(cl)
+            if not on.all():  # an off client hears nothing: the server times out
+                self.ctx.set_timer(cl[~on], self.p["timeout"], "lost-down")
+                cl, rows = cl[on], rows[on]
+            if not len(cl):
+                return
         x = np.asarray(batch.fields["x"][rows], dtype=np.float64)
         self.started_at[cl] = batch.fields["v"][rows, 0]
         finish = self.trainer.start(cl, x, self.ctx.now)
@@ -287,17 +295,22 @@ class FLServer(EventProtocol):
         self.ctx.set_timer_at(cl, finish, "trained")
 
     def _trained(self, nodes: np.ndarray) -> None:
-        nodes = np.sort(nodes)
-        on = self.online(nodes)
-        for c in nodes[~on].tolist():  # off when done: the update is lost with it
-            self.trainer.cancel(c)
-            self.count["updates_dropped"] += 1
-            self.ctx.set_timer([c], self.p["timeout"], "lost-up")
-        sends = nodes[on]
-        if not len(sends):
-            return
-        pairs = [self.trainer.result(c) for c in sends.tolist()]
-        deltas = np.stack([x1 - x0 for x0, x1 in pairs]).astype(self.wdt)
+        sends = np.sort(nodes)
+        if self.avail is not None:
+            on = self.online(sends)
+            for c in sends[~on].tolist():  # off when done: the update is lost with it
+                self.trainer.cancel(c)
+                self.count["updates_dropped"] += 1
+                self.ctx.set_timer([c], self.p["timeout"], "lost-up")
+            sends = sends[on]
+            if not len(sends):
+                return
+        if len(sends) == 1:
+            x0, x1 = self.trainer.result(int(sends[0]))
+            deltas = (x1 - x0)[None].astype(self.wdt)
+        else:
+            pairs = [self.trainer.result(c) for c in sends.tolist()]
+            deltas = np.stack([x1 - x0 for x0, x1 in pairs]).astype(self.wdt)
         if self.plain:  # kind = "none": the updates as they are, one message each
             self.err[1] += len(sends)
             self._upload(sends, {"c_x": deltas})
@@ -323,7 +336,8 @@ class FLServer(EventProtocol):
         nb = self._size("up", fields) if self.plain else wire.message_bytes(fields, self.n)
         self.count["bytes_up"] += nb * len(src)
         self.nbytes[src] = nb
-        self.ctx.send(src, np.full(len(src), self.server, dtype=np.int64), fields)
+        self.ctx.send(src, self._server1 if len(src) == 1 else np.full(len(src), self.server, dtype=np.int64),
+                      fields)
 
     def _uploads(self, batch) -> None:
         senders, rows = batch.senders, batch.rows

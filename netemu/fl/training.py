@@ -57,14 +57,19 @@ class LocalTraining:
     def start(self, clients: np.ndarray, x_start: np.ndarray, now: float) -> np.ndarray:
         """Start the jobs; returns their finish times."""
         comp, times, Q = self.comp, self.comp.times, self.steps
+        if len(clients) == 1:  # one client (the common case): its rows, no grouping, plain floats
+            c = int(clients[0])
+            j = int(comp.step_index[c])
+            total = math.fsum(times._row(j + q)[c] for q in range(Q))
+            comp.step_index[c] = j + Q
+            comp.busy_until[c] = finish = max(float(comp.busy_until[c]), now) + total
+            self.x[c] = x_start[0]
+            self.todo[c] = None
+            return np.array([finish])
         idx = comp.step_index[clients]
-        if len(clients) == 1:  # one client (the common case): its rows, no grouping
-            c, j = int(clients[0]), int(idx[0])
-            total = np.array([math.fsum(times._row(j + q)[c] for q in range(Q))])
-        else:
-            total = np.zeros(len(clients))
-            for q in range(Q):
-                total += times.draw(clients, idx + q)
+        total = np.zeros(len(clients))
+        for q in range(Q):
+            total += times.draw(clients, idx + q)
         comp.step_index[clients] = idx + Q
         finish = np.maximum(comp.busy_until[clients], now) + total
         comp.busy_until[clients] = finish

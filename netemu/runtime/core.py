@@ -33,6 +33,16 @@ def _snapshot(fields: dict) -> dict:
     return {k: v.detach().clone() if is_tensor(v) else np.array(v, copy=True) for k, v in fields.items()}
 
 
+def _scalar(v) -> float | None:
+    """``v`` as a float when it is one number (a float, an int, a one-element array), else None."""
+    t = type(v)
+    if t is float or t is int or t is np.float64:
+        return float(v)
+    if t is np.ndarray and v.size == 1 and v.ndim <= 1:
+        return float(v.reshape(-1)[0])
+    return None
+
+
 def _show(nodes) -> str:
     a = np.asarray(nodes).reshape(-1)
     head = ", ".join(map(str, a[:5].tolist()))
@@ -52,6 +62,7 @@ class Runtime:
                            out_degree=np.zeros(n, dtype=np.int64), rounds=rounds, runtime=self)
         self.seq = np.zeros(n, dtype=np.int64)  # per-sender message numbers (event traffic)
         self._timers: dict = {}  # (time, tag) -> node arrays of the timers due then
+        self._nbytes: dict = {}  # message layout -> encoded bytes
         self.proto = None
         self.compute_clock = None  # the compute clock of an optimization run (set by its builder)
         self.k = 0  # the current round / sample index, for the trace
@@ -113,7 +124,7 @@ class Runtime:
                 raise ProtocolError(f"protocol {self.label!r} ({self.name}): broadcast in {self._event}: "
                                     f"field {k!r} has shape {v.shape}; give one row per node "
                                     f"([{len(nodes)}, …])")
-        nbytes = wire.message_bytes(fields, self.n) if fields else 0
+        nbytes = self._message_bytes(fields) if fields else 0
         seqs = self.seq[nodes].copy()
         self.seq[nodes] += 1
         self._count_tx(nodes, nbytes)
@@ -121,7 +132,8 @@ class Runtime:
 
     def send(self, src, dst, fields: dict) -> None:
         src, dst = self._nodes(src, "send (source)"), self._nodes(dst, "send (destination)")
-        if len(src) == 1 and len(dst) > 1:
+        one = len(src) == 1  # one sender
+        if one and len(dst) > 1:
             src = np.repeat(src, len(dst))
         if len(src) != len(dst):
             raise ProtocolError(f"protocol {self.label!r} ({self.name}): send in {self._event}: "
@@ -129,27 +141,44 @@ class Runtime:
         if not len(src):
             return
         fields = _snapshot(fields)
-        nbytes = wire.message_bytes(fields, self.n) if fields else 0
-        seqs = np.empty(len(src), dtype=np.int64)
-        for m, j in enumerate(src.tolist()):  # several unicasts of one sender: consecutive numbers
-            seqs[m] = self.seq[j]
-            self.seq[j] += 1
+        nbytes = self._message_bytes(fields) if fields else 0
+        if one:  # its unicasts: consecutive numbers
+            j = int(src[0])
+            seqs = self.seq[j] + np.arange(len(src), dtype=np.int64)
+            self.seq[j] += len(src)
+        else:
+            seqs = np.empty(len(src), dtype=np.int64)
+            for m, j in enumerate(src.tolist()):  # several unicasts of one sender: consecutive numbers
+                seqs[m] = self.seq[j]
+                self.seq[j] += 1
         self._count_tx(src, nbytes)
         self.transport.unicast(src, dst, seqs, fields, nbytes, self.clock.now)
+
+    def _message_bytes(self, fields: dict) -> int:
+        """``wire.message_bytes`` of ``fields``, remembered per layout (names, dtypes, row shapes)."""
+        try:
+            key = tuple([(k, v.dtype, v.shape[1:]) for k, v in fields.items()])
+            nb = self._nbytes.get(key)
+        except (AttributeError, TypeError):
+            key = nb = None
+        if nb is None:
+            nb = wire.message_bytes(fields, self.n)
+            if key is not None:
+                self._nbytes[key] = nb
+        return nb
 
     def set_timer(self, nodes, delay, tag=None, absolute: bool = False) -> None:
         """Timers after ``delay`` seconds, or at time ``delay`` when ``absolute``."""
         nodes = self._nodes(nodes, "set_timer")
+        d1 = _scalar(delay)
+        if d1 is not None and len(nodes):  # one instant for all (a Poisson clock's wake-up, a client's
+            dv = d1 - self.clock.now if absolute else d1  # end of training): plain floats, same sums
+            if math.isfinite(dv) and dv >= 0:
+                self._timer_at(d1 if absolute else self.clock.now + dv, nodes, tag)
+                return
         if absolute:
             at = np.broadcast_to(np.asarray(delay, dtype=np.float64), nodes.shape)
             delay = at - self.clock.now
-        if not absolute and len(nodes) == 1:  # one node (a Poisson clock's wake-up): plain floats, same sums
-            d1 = np.asarray(delay, dtype=np.float64)
-            if d1.ndim <= 1 and d1.size == 1:
-                dv = float(d1.reshape(-1)[0])
-                if math.isfinite(dv) and dv >= 0:
-                    self._timer_at(self.clock.now + dv, nodes, tag)
-                    return
         d = np.broadcast_to(np.asarray(delay, dtype=np.float64), nodes.shape)
         bad = ~np.isfinite(d) | (d < 0)
         if bad.any():

@@ -140,6 +140,11 @@ class SimTransport:
     def _schedule(self, plan, fields: dict, t: float) -> None:
         rt = self.rt
         lost = plan.lost
+        if len(lost) == 1 and plan.tries is None and not lost[0]:  # one message on its way (an FL upload)
+            rt.res.counters["deliveries"] += 1
+            ta = float(plan.arrive[0])
+            rt.at(ta, rt.deliver, ta, Batch(rt.n, plan.recv, plan.send, plan.msg, fields))
+            return
         if plan.tries is not None and plan.tries.any():  # uplink retries (lost ones retried too)
             more = plan.tries > 0
             rt.retried(plan.recv[more], plan.send[more], plan.tries[more])

@@ -31,6 +31,10 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
+_ZERO = _frozen(np.zeros(1, dtype=np.int64))  # the row of a lone unicast
+_OUT1 = _frozen(np.zeros(1, dtype=bool))  # a lone uplink unicast is never out of range
+
+
 class Edges:
     """A nominal graph ``recv[m] ← send[m]`` (sorted by sender, then receiver) of ``n`` nodes, and
     what follows from it alone, computed on first use and shared by every round of the graph."""
@@ -182,6 +186,8 @@ class Network:
         radio; returns the plan and the mask of radio unicasts out of range (never sent)."""
         up = np.zeros(len(src), dtype=bool)
         if self.uplink is not None:
+            if len(src) == 1 and (src[0] == self.uplink.server or dst[0] == self.uplink.server):
+                return self._uplink(src, dst, seqs, t, nbytes, _ZERO, None), _OUT1  # one message to or from the server
             up = (src == self.uplink.server) | (dst == self.uplink.server)
             if up.all():  # every message over the uplink: no radio graph
                 return self._uplink(src, dst, seqs, t, nbytes, np.arange(len(src)), None), np.zeros(len(src), bool)
@@ -202,7 +208,7 @@ class Network:
     def _uplink(self, src, dst, seqs, t: float, nbytes, link: np.ndarray, plan: Plan | None) -> Plan:
         """The plan of unicasts ``link`` over the uplink, after ``plan``'s radio receptions."""
         u = self.uplink
-        size = np.asarray(nbytes)[link] if np.ndim(nbytes) else nbytes
+        size = nbytes if type(nbytes) is int or not np.ndim(nbytes) else np.asarray(nbytes)[link]
         s, q, r = src[link], seqs[link], dst[link]
         lost = u.loss.lost_keyed(s, q, r, self.n)
         d = u.delay.delays(size, None, len(link))
