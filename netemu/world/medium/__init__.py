@@ -111,6 +111,7 @@ class Geometry:
         self.cs_indices = cs
         self._edges = (recv, send)
         self._by_receiver: ByReceiver | None = None
+        self.cs_padded: list = []  # the carrier-sense rows padded (access.padded_rows), once asked for
 
     @property
     def by_receiver(self) -> ByReceiver:

@@ -76,19 +76,26 @@ def sensed_end(nodes: np.ndarray, t: np.ndarray, indptr: np.ndarray, indices: np
 
 def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: float, indptr: np.ndarray,
                indices: np.ndarray, tau: float, slot: float, cw: int, attempts: int, old: tuple,
-               seed: int, k: int, out: tuple | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+               seed: int, k: int, out: tuple | None = None, padded: list | None = None
+               ) -> tuple[np.ndarray, np.ndarray, int]:
     """Start times of the round's transmissions (``nan``: not sent: past the round's end, or
     dropped busy) of ``nodes`` ready at ``ready[nodes]``, airtimes ``air`` (per node).
 
     ``indptr, indices``: the carrier-sense sets by node (rows include the node); ``out``: the same
     relation transposed (who senses each node; default: symmetric, the same). ``old``: ``(s, e)``
-    of each node's latest earlier transmission (``nan``: none). Returns ``(start, busy, sweeps)``:
-    start times per node, the nodes dropped busy (mask), and the number of sweeps.
+    of each node's latest earlier transmission (``nan``: none). ``padded``: a list the caller keeps
+    per relation, where the padded rows (``padded_rows``) are put the first time. Returns
+    ``(start, busy, sweeps)``: start times per node, the nodes dropped busy (mask), and the number
+    of sweeps.
 
     A sweep looks only at the pending nodes near a change of the last one (a node that started,
     deferred or left, and the nodes that sense it): the others were blocked and still are."""
     if tau == 0 and out is None and len(nodes) and np.all(air[nodes] == air[nodes[0]]):
-        nb = _padded(indptr, indices)
+        if padded is None:
+            padded = []
+        if not padded:  # the caller keeps it for the next round of the same relation
+            padded.append(padded_rows(indptr, indices))
+        nb = padded[0]
         if nb is not None and not np.any(old[1] > np.min(ready[nodes], initial=np.inf)):
             return _csma_pushed(ready, nodes, float(air[nodes[0]]), t_end, nb, slot, cw, attempts, seed, k)
     n = len(ready)
@@ -174,15 +181,10 @@ def _cover_of(cover: np.ndarray, P: np.ndarray, wait: np.ndarray, dn: np.ndarray
     return cw_[np.searchsorted(pw, dn)]
 
 
-_PADDED: list = [None, None, None]  # (indptr, indices, padded rows) of the last relation asked for
-
-
-def _padded(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray | None:
+def padded_rows(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray | None:
     """The rows of a compressed relation as one ``(n, D)`` array, padded with ``n`` (a node that
     never transmits and never blocks); None when the relation is not symmetric or padding would
     more than double it (a hub)."""
-    if _PADDED[0] is indptr and _PADDED[1] is indices:
-        return _PADDED[2]
     n = len(indptr) - 1
     cnt = np.diff(indptr)
     d = int(cnt.max(initial=0))
@@ -191,7 +193,6 @@ def _padded(indptr: np.ndarray, indices: np.ndarray) -> np.ndarray | None:
     if n * d <= 2 * len(indices) + 1024 and np.array_equal(np.sort(rows * n + indices), np.sort(indices * n + rows)):
         nb = np.full((n, d), n, dtype=np.int64)
         nb[rows, np.arange(len(indices)) - np.repeat(indptr[:-1], cnt)] = indices
-    _PADDED[:] = [indptr, indices, nb]
     return nb
 
 

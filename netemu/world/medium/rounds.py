@@ -41,7 +41,8 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
         ready = np.full(n, np.inf)
         ready[nodes] = t0 + backoff(med.seed, TAG_ROUND, nodes, k, 0, cfg.cw) * slot
         start, busy, sweeps = csma_round(ready, nodes, np.full(n, A), t_end, geo.cs_indptr, geo.cs_indices,
-                                         med.tau, slot, cfg.cw, cfg.attempts, med.last, med.seed, k)
+                                         med.tau, slot, cfg.cw, cfg.attempts, med.last, med.seed, k,
+                                         padded=geo.cs_padded)
         med.sweeps += sweeps
     elif med.slotted:
         start[nodes] = t0 + backoff(med.seed, TAG_ROUND, nodes, k, 0, cfg.cw) * cfg.slot
