@@ -43,7 +43,7 @@ class Timer:
     """Wall time spent in the medium's access and resolution functions."""
 
     def __init__(self) -> None:
-        import netemu.world.medium.rounds as R
+        import netemu.runtime.medium_rounds as R
 
         self.R, self.access, self.resolve = R, 0.0, 0.0
         self._saved = {name: getattr(R, name) for name in ("csma_round", "resolve", "resolve_round")}

@@ -24,13 +24,13 @@ def _groups(delay: np.ndarray):
 
 
 class SimTransport:
-    mac = None  # the shared medium's event path (netemu.world.medium.events), None: ideal
+    mac = None  # the shared medium's event path (netemu.runtime.medium_events), None: ideal
 
     def attach(self, rt) -> None:
         self.rt = rt
         medium = getattr(rt.net, "medium", None)
         if medium is not None:
-            from netemu.world.medium.events import EventMedium
+            from netemu.runtime.medium_events import EventMedium
 
             self.mac = EventMedium(medium, rt)
 
@@ -47,7 +47,7 @@ class SimTransport:
         """Broadcast round ``rd.k``'s ``fields`` from the ``active`` nodes at ``rd.time``; receptions
         later than ``period`` are dropped as ``late`` (``listen``: who can receive at all)."""
         if self.mac is not None:  # through the shared medium (airtime, carrier sense, collisions)
-            from netemu.world.medium.rounds import broadcast_round
+            from netemu.runtime.medium_rounds import broadcast_round
 
             broadcast_round(self.rt, self.mac.med, rd, fields, nbytes, active, period, listen)
             return

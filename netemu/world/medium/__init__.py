@@ -13,8 +13,8 @@ counted by reason: ``collision``, ``loss``, ``late`` (and ``busy`` for frames th
 - ``access.py``: when transmissions start (ALOHA, non-persistent CSMA; a round's CSMA vectorized);
 - ``resolve.py``: collision resolution vectorized over a set of transmissions (intervals sorted per
   receiver);
-- ``rounds.py``: a round protocol's broadcasts through the medium;
-- ``events.py``: event protocols' broadcasts and unicasts through the medium.
+- the runtime drives them: ``netemu.runtime.medium_rounds`` (a round protocol's broadcasts through
+  the medium) and ``netemu.runtime.medium_events`` (event protocols' broadcasts and unicasts).
 
 docs/medium.md describes the model, the checks against theory and ns-3, and the costs.
 """
