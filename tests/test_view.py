@@ -185,6 +185,14 @@ def test_fl_frames_show_each_nodes_own_model(index):
     assert meta["layout"].startswith("server (node 0) at the centre")
     assert meta["error"].startswith("loss at each node's own model")
     assert tr.t == [k * 0.25 for k in tr.k]
+    # the links are the downloads and uploads: each joins the server and a client; fedasync applies
+    # every upload that arrives, and every lost one is a dropped update
+    ok, lost = np.concatenate(tr.ok), np.concatenate(tr.lost)
+    assert np.all((ok == 0).sum(axis=1) == 1) and np.all((lost == 0).sum(axis=1) == 1)
+    if sc.protocols[index]["name"] == "fedasync":
+        m = rt.res.rows[-1][2]
+        assert (ok[:, 0] == 0).sum() == m["updates_applied"] > 0
+        assert (lost[:, 0] == 0).sum() == m["updates_dropped"] > 0
 
 
 def test_fl_recording_leaves_metrics_unchanged_and_the_page_says_time(tmp_path):
