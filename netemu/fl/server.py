@@ -202,7 +202,7 @@ class FLServer(EventProtocol):
 
     def idle(self) -> np.ndarray:
         """Clients that may be selected now: idle and online."""
-        c = np.flatnonzero(self.status == IDLE)  # the server's entry is SERVER: clients only, in order
+        c = (self.status == IDLE).nonzero()[0]  # the server's entry is SERVER: clients only, in order
         return c if self.avail is None else c[self.online(c)]
 
     def select(self, m: int) -> np.ndarray:

@@ -60,7 +60,7 @@ class LocalTraining:
         if len(clients) == 1:  # one client (the common case): its rows, no grouping, plain floats
             c = int(clients[0])
             j = int(comp.step_index[c])
-            total = math.fsum(times._row(j + q)[c] for q in range(Q))
+            total = math.fsum([times._row(j + q)[c] for q in range(Q)])
             comp.step_index[c] = j + Q
             comp.busy_until[c] = finish = max(float(comp.busy_until[c]), now) + total
             self.x[c] = x_start[0]

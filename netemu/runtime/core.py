@@ -30,7 +30,8 @@ def _watching(observers: tuple, hook: str) -> tuple:
 
 def _snapshot(fields: dict) -> dict:
     """A copy of a message's fields as they are when sent (tensors stay on their device)."""
-    return {k: v.detach().clone() if is_tensor(v) else np.array(v, copy=True) for k, v in fields.items()}
+    return {k: np.array(v, copy=True) if type(v) is np.ndarray or not is_tensor(v) else v.detach().clone()
+            for k, v in fields.items()}
 
 
 def _scalar(v) -> float | None:

@@ -129,7 +129,13 @@ class Delay:
         receptions share arrival instants (fewer, larger batches; never earlier than exact).
         ``nbytes`` is one size for all, or one per reception."""
         base = self.latency + (np.asarray(nbytes) / self.bandwidth if self.bandwidth else 0.0)
-        d = np.full(m, base, dtype=np.float64) if jitter is None else base + jitter
+        if jitter is not None:
+            d = base + jitter
+        elif isinstance(base, float):  # one size (np.float64 is a float): np.full's values, without its overhead
+            d = np.empty(m, dtype=np.float64)
+            d.fill(base)
+        else:
+            d = np.full(m, base, dtype=np.float64)
         if self.resolution > 0:
             d = np.ceil(d / self.resolution) * self.resolution
         return d
