@@ -44,6 +44,8 @@ def metrics_for(task, target, rounds: int = 0, every: int = 1):
         return lambda proto, k, last=False: consensus_metrics(proto.estimate(), target)
     def metrics(proto, k, last=False):
         m = optimization_metrics(task, proto.estimate(), full=last or k % every == 0 or k >= rounds)
+        if getattr(proto, "one_model", False):  # every node's estimate is one model (FL): no disagreement
+            m.pop("disagreement", None)
         more = getattr(proto, "extra_metrics", None)  # the FL protocols' counters
         return m if more is None else {**m, **more()}
 

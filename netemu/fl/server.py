@@ -28,7 +28,8 @@ number of server versions applied since its model was sent.
 Metrics (``extra_metrics``, one row per sample in metrics.csv): ``staleness`` (mean over the
 updates applied so far), ``staleness_max``, ``bytes_up``, ``bytes_down`` (retries included),
 ``updates_applied``, ``updates_dropped``, ``updates_retried``, ``clients_idle``,
-``clients_training``, ``clients_offline``, ``model_version``. summary.json gets the staleness
+``clients_training``, ``clients_offline``, ``model_version``; no ``disagreement`` (``one_model``:
+every node's estimate is the server model, so it would always be 0). summary.json gets the staleness
 histogram and the mean reconstruction error and compression time of the updates.
 """
 
@@ -92,6 +93,7 @@ class FLServer(EventProtocol):
 
     needs_compute: ClassVar[bool] = True
     uses_availability: ClassVar[bool] = True  # [compute.availability] takes clients offline
+    one_model: ClassVar[bool] = True  # every node's estimate is the server model: no disagreement metric
     params: ClassVar[dict] = COMMON
 
     def __init__(self, ctx, **params) -> None:
