@@ -12,6 +12,8 @@ headers of the ``.npy``/``.npz`` files it names, never their data):
   range and the area's density; ``random``: ``n² p``; latent graphs: their edge counts, networkx
   objects included) times the bytes a delivery costs, plus the ``[n, n]`` random draw of the
   ``random`` topology (and of ``directed-random``) and a schedule's ``[K, n, n]`` adjacency;
+- the shared medium (``[network.mac]`` model ``aloha`` or ``csma``): its per-graph structures and a
+  round's resolution, per pair of nodes within its largest range and per node;
 - task data (``nodes × samples × features``, a few copies) and one batch of gradients;
 - mobility over the run's horizon (random-waypoint legs, random-walk steps) and availability
   periods; the cached step times of the compute clock; every protocol's metric history;
@@ -61,6 +63,16 @@ RADIO_NODE_BYTES = 200  # the same on a radio network: measured 150-180 B with t
 # 810 B per node, of which these cover what the static figures and the legs do not (each round's
 # positions, the KD-tree over them, its cached copy)
 MOVING_NODE_BYTES = 600
+# [network.mac] model = "aloha" / "csma": the medium's structures per graph (the sender rows of where each
+# signal counts, those rows turned around per receiver with their packed sort keys, the carrier-sense rows
+# padded to nodes × the largest degree) and one round's resolution arrays (keys, starts, ends, neighbours'
+# times per pair). Measured as the peak RSS (VmHWM) of csma minus that of ideal in the same static radio
+# run (push-sum, 3 rounds, 1 Mb/s, cw 15): 10⁵ nodes at a mean degree of 10 and 26.8, 182 and 399 MB more,
+# a line of about 129 B per edge and 520 B per node; 4000 nodes (degree 25.9): 16.5 MB more; aloha less
+# (343 MB more at 10⁵, degree 26.8); an interference or carrier-sense range of 1.5 times the reception range
+# (degree 60 there): 712 and 695 MB more, less than the line at that degree. Rounded up from the line.
+MAC_EDGE_BYTES = 140  # per pair of nodes within the medium's largest range (reception, interference, sensing)
+MAC_NODE_BYTES = 600
 ROUND_BYTES = 500  # one round of one protocol's metric history (a tuple and a dict of floats)
 MAX_WAYPOINTS = 20_000_000  # netemu.world.mobility's guard: it stops there with its own error
 # [n, P] arrays a protocol holds at its peak (a plugin not listed: DEFAULT_COPIES)
@@ -328,6 +340,32 @@ def _links(sc, n: int) -> list[Part]:
     return parts
 
 
+def _medium(sc, n: int) -> list[Part]:
+    """The shared medium's per-graph structures (``[network.mac]`` model other than ideal)."""
+    net = sc.network
+    mac = net.get("mac") or {}
+    if mac.get("model", "ideal") == "ideal":
+        return []
+    keys: tuple[str, ...] = ("[network] nodes", "[network.mac] model")
+    if net["topology"] == "radio":
+        reach, how, key = _reach(net)
+        ranges = [(reach, how, key)] + [(mac[k], f"[network.mac] {k} = {mac[k]:g} m", f"[network.mac] {k}")
+                                        for k in ("interference_range", "carrier_sense_range") if mac.get(k)]
+        reach, how, key = max(ranges, key=lambda r: r[0])
+        w, h = sc.mobility["area"]
+        share = min(1.0, math.pi * reach / w * reach / h) if reach < 1e150 else 1.0
+        degree, how = max(n - 1, 0) * share, f"{how} in [mobility] area = {w:g} × {h:g} m"
+        keys += (key,)
+    elif net["topology"] == "random":
+        degree, how = max(n - 1, 0) * net["p"], f"[network] p = {net['p']:g}"
+        keys += ("[network] p",)
+    else:
+        return []
+    return [Part("radio medium", float(n) * (degree * MAC_EDGE_BYTES + MAC_NODE_BYTES),
+                 f"[network] nodes = {n} × ({degree:.3g} neighbours ({how}) × {MAC_EDGE_BYTES} B + "
+                 f"{MAC_NODE_BYTES} B) ([network.mac] model = {mac['model']!r})", keys)]
+
+
 def _task(sc, n: int, P: int, isz: int, p_how: str) -> list[Part]:
     t = sc.task
     kind = t["kind"]
@@ -444,6 +482,7 @@ def estimate(sc, task=None) -> Estimate:
     P, isz, p_how, p_keys = _params(sc, task)
     parts = _state(sc, n, P, isz, p_how, p_keys)
     parts += _links(sc, n)
+    parts += _medium(sc, n)
     parts += _task(sc, n, P, isz, p_how)
     parts += _mobility(sc, n)
     parts += _compute(sc, n)
