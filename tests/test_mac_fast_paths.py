@@ -227,8 +227,9 @@ def test_csma_not_symmetric_takes_the_sweeps(seed, monkeypatch):
 def test_csma_pushed_hypothesis(monkeypatch):
     """Small relations and ready times chosen by hypothesis (ties, equal times, every node ready at
     once), symmetric: the fast path, the sequential start times."""
-    hyp = pytest.importorskip("hypothesis")
-    st = hyp.strategies
+    import hypothesis as hyp
+    import hypothesis.strategies as st
+
     spy = Spy(monkeypatch)
 
     @hyp.settings(max_examples=60, deadline=None, derandomize=True)
