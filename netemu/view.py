@@ -111,6 +111,17 @@ def frame_index(rec: Recording, labels: list[str]) -> list[np.ndarray]:
     return [np.minimum(np.arange(total), len(rec.protocols[lb]["k"]) - 1) for lb in labels]
 
 
+def log_ticks(lo: float, hi: float) -> dict:
+    """Tick settings of a log axis from ``lo`` to ``hi``: one labelled tick per decade, or 1, 2, 5
+    per decade when the range spans fewer than three (plotly would label every digit)."""
+    if not (0 < lo <= hi < np.inf):
+        return {}
+    e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
+    steps = (1.0,) if e1 - e0 >= 3 else (1.0, 2.0, 5.0)
+    vals = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in steps if lo / 1.5 <= m * 10.0 ** e <= hi * 1.5]
+    return dict(tickmode="array", tickvals=vals, ticktext=[f"{v:.3g}" for v in vals])
+
+
 def colour_range(rec: Recording, labels: list[str]) -> tuple[float, float]:
     """The colour scale's ends: the 1st and 99th percentiles of every shown ``log10`` error."""
     logs = np.concatenate([finite_log10(rec.protocols[lb]["err"]).ravel() for lb in labels])
@@ -203,7 +214,7 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
                              line=dict(color="black", width=1.2, dash="dot"), hoverinfo="skip"), row=2, col=1)
     cursor = len(fig.data) - 1
     moving.append(cursor)
-    fig.update_yaxes(type="log", row=2, col=1)
+    fig.update_yaxes(type="log", row=2, col=1, **log_ticks(ylo, yhi))
     fig.update_xaxes(title_text=axis_title, row=2, col=1)
     frames = []
     for f in range(total):

@@ -434,3 +434,14 @@ def test_frames_every_below_one(tmp_path, value, words):
 def test_record_must_be_a_bool_or_auto(tmp_path):
     r = run_cli("run", SCEN / "radio_swarm.toml", "--out", tmp_path / "o", "--set", 'output.record="yes"')
     one_line_error(r, "[output] record", "true, false or \"auto\"")
+
+
+def test_log_ticks_label_decades_or_1_2_5_and_cover_the_range():
+    from netemu.view import log_ticks
+
+    wide = log_ticks(3e-7, 2.0)
+    assert wide["tickvals"] == [10.0 ** e for e in range(-6, 1)]
+    narrow = log_ticks(0.19, 2.3)
+    assert narrow["tickvals"] == [0.2, 0.5, 1.0, 2.0]
+    assert narrow["ticktext"] == ["0.2", "0.5", "1", "2"]
+    assert log_ticks(0.0, 1.0) == {}
