@@ -100,18 +100,32 @@ class Geometry:
         self.pairs = Pairs(indptr, pr, n, power)
         # each reception edge's column in its sender's row of pairs (the rows hold every edge)
         self.edge_col = np.searchsorted(key, send * n + recv) - indptr[send]
-        if cfg.carrier_sense_range is not None:
-            a, b = _within(pos, cfg.carrier_sense_range)
-            c_recv, c_send = a, b
-        else:
-            c_recv, c_send = recv, send
-        ck = _unique(np.concatenate([c_recv * n + c_send, self_idx * n + self_idx]))
-        cr, cs = ck // n, ck % n
-        self.cs_indptr = np.searchsorted(cr, np.arange(n + 1))
-        self.cs_indices = cs
+        self._cs: tuple | None = None  # (cs_indptr, cs_indices), built when first asked for (CSMA)
+        self._cs_range = cfg.carrier_sense_range
+        self._pos = None if pos is None or self._cs_range is None else pos.copy()  # the positions of now
         self._edges = (recv, send)
         self._by_receiver: ByReceiver | None = None
         self.cs_padded: list = []  # the carrier-sense rows padded (access.padded_rows), once asked for
+
+    @property
+    def cs_indptr(self) -> np.ndarray:
+        return self._carrier_sense()[0]
+
+    @property
+    def cs_indices(self) -> np.ndarray:
+        return self._carrier_sense()[1]
+
+    def _carrier_sense(self) -> tuple:
+        if self._cs is None:
+            n = self.n
+            if self._cs_range is not None:
+                c_recv, c_send = _within(self._pos, self._cs_range)
+            else:
+                c_recv, c_send = self._edges
+            self_idx = np.arange(n)
+            ck = _unique(np.concatenate([c_recv * n + c_send, self_idx * n + self_idx]))
+            self._cs = (np.searchsorted(ck // n, np.arange(n + 1)), ck % n)
+        return self._cs
 
     @property
     def by_receiver(self) -> ByReceiver:

@@ -194,7 +194,9 @@ class ByReceiver:
         cnt = np.diff(pairs.indptr)
         ps = np.repeat(np.arange(n, dtype=np.int64), cnt)
         pr = pairs.indices.astype(np.int64)
-        perm = np.argsort(pr * n + ps)  # the keys are distinct: any sort gives the same order
+        # by receiver, then sender: the pairs are in sender order, so a stable sort by receiver
+        # (one radix pass) gives the order of the distinct keys ``pr * n + ps``
+        perm = stable_argsort(pr, n)
         self.snd = ps[perm]
         self.row = pr[perm]
         indptr = np.searchsorted(self.row, np.arange(n + 1))
