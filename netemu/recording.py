@@ -19,6 +19,8 @@ run), and at a run's last sample, it takes a frame:
   offer ``node_models()`` → ``[n, P]``, each node's own model now (FL: the server's global model,
   each client's last received one); its rows take the place of the iterates, and their losses
   are evaluated once per distinct row when ``n × samples × parameters ≤ MODEL_LOSS_BUDGET``.
+- ``state``: where a protocol offers ``node_states()`` → ``[n]`` (FL), each node's state, a code
+  into ``NODE_STATES`` (0 idle, 1 training, 2 offline, 3 server).
 - the links ``(receiver, sender)`` that delivered and that lost a message (any drop: loss, late,
   out of range) since the previous frame; beyond ``LINK_CAP`` per frame and kind, the ``LINK_CAP``
   links of smallest ``keyed_uniform(seed, "recording", protocol, frame, kind, receiver, sender)``
@@ -30,7 +32,8 @@ run writes the same bytes every time): ``meta`` (JSON as bytes) and, per protoco
 run's order, ``p{i}_k``, ``p{i}_t``, ``p{i}_pos`` ``[F, n, 2]`` and ``p{i}_err`` ``[F, n]``
 (float32), ``p{i}_ok``/``p{i}_lost`` (links ``[L, 2]``, uint16 up to 65536 nodes, else int32;
 the frames' links one after another, split by ``p{i}_ok_off``/``p{i}_lost_off`` ``[F + 1]``),
-``p{i}_n_ok``/``p{i}_n_lost`` ``[F]``, and the run's curve at every sample ``p{i}_curve_k``,
+``p{i}_n_ok``/``p{i}_n_lost`` ``[F]``, ``p{i}_state`` ``[F, n]`` (uint8; protocols with
+``node_states`` only), and the run's curve at every sample ``p{i}_curve_k``,
 ``p{i}_curve_t``, ``p{i}_curve`` (``consensus_error``, or ``loss``: NaN between evaluations).
 """
 
@@ -58,6 +61,7 @@ NODE_LOSS_BUDGET = EVAL_BUDGET  # sample-parameters of one frame's per-node loss
 MODEL_LOSS_BUDGET = 100 * EVAL_BUDGET
 COMPACT = 4096  # pending pieces of links (one per arrival instant) joined between frames beyond this
 LOSS_CHUNK = 2 * 10**7  # sample-parameters of one batched evaluation
+NODE_STATES = ("idle", "training", "offline", "server")  # the codes of node_states()
 
 
 def frames_every(sc) -> int:
@@ -139,7 +143,7 @@ class _Track:
         self.info = None  # what the meta says of this protocol (``FrameRecorder._describe``)
         self.fixed = None  # its own fixed layout (a server at the centre), else the run's
         self.losses: dict[bytes, float] = {}  # node_models: the loss of each distinct model of the last frame
-        self.k, self.t, self.pos, self.err = [], [], [], []
+        self.k, self.t, self.pos, self.err, self.state = [], [], [], [], []
         self.ok, self.lost, self.n_ok, self.n_lost = [], [], [], []
         self.curve = []  # (k, t, value) at every sample
         self.pending = ([], [])  # (receivers, senders) of deliveries, and of drops, since the last frame
@@ -226,8 +230,9 @@ class FrameRecorder(Observer):
             tr.fixed = hub_layout(self.n, hub).astype(np.float32)
             layout_kind = f"server (node {hub}) at the centre, the other nodes on a circle"
         models = callable(getattr(inner, "node_models", None))
+        states = list(NODE_STATES) if callable(getattr(inner, "node_states", None)) else None
         tr.info = {"clock": "round" if inner is not proto else "time", "layout": layout_kind,
-                   "models": models, "server": hub, "error": self._error_kind(models, hub)}
+                   "models": models, "server": hub, "error": self._error_kind(models, hub), "states": states}
 
     def _error_kind(self, models: bool = False, hub: int | None = None) -> str:
         if self.task is None:
@@ -246,6 +251,8 @@ class FrameRecorder(Observer):
         tr.t.append(t)
         tr.pos.append(tr.fixed if tr.fixed is not None else self._positions(proto, t))
         tr.err.append(self._errors(proto, tr if tr.info["models"] else None).astype(np.float32))
+        if tr.info["states"]:
+            tr.state.append(np.asarray(_inner(proto).node_states(), dtype=np.uint8))
         for kind, kept, count in ((0, tr.ok, tr.n_ok), (1, tr.lost, tr.n_lost)):
             links = self._join(tr, p, f, kind)
             count.append(len(links) + tr.beyond[kind])
@@ -313,8 +320,8 @@ class FrameRecorder(Observer):
 
     def meta(self) -> dict:
         """The file's header; ``protocols`` also say, each, its ``clock`` (``"round"``, or
-        ``"time"`` for event protocols, whose ``k`` counts periods), ``layout``, ``error`` and
-        ``server`` (the node drawn at the centre, or None)."""
+        ``"time"`` for event protocols, whose ``k`` counts periods), ``layout``, ``error``,
+        ``server`` (the node drawn at the centre, or None) and ``states`` (``NODE_STATES``, or None)."""
         error, metric = self._error_kind(), "consensus_error" if self.task is None else "loss"
         return {"format": FORMAT, "version": VERSION, "name": self.name, "nodes": self.n,
                 "rounds": self.rounds, "period": self.period, "frames_every": self.every,
@@ -332,6 +339,8 @@ class FrameRecorder(Observer):
             arrays[p + "t"] = np.asarray(tr.t, dtype=np.float64)
             arrays[p + "pos"] = np.stack(tr.pos) if tr.pos else np.zeros((0, self.n, 2), np.float32)
             arrays[p + "err"] = np.stack(tr.err) if tr.err else np.zeros((0, self.n), np.float32)
+            if (tr.info or {}).get("states"):
+                arrays[p + "state"] = np.stack(tr.state) if tr.state else np.zeros((0, self.n), np.uint8)
             for kind in ("ok", "lost"):
                 kept = getattr(tr, kind)
                 ids = np.concatenate(kept) if kept else np.zeros((0, 2), np.int32)
@@ -403,12 +412,3 @@ def load(folder: Path) -> Recording:
         protocols[p["label"]] = {k[len(pre):]: v for k, v in data.items() if k.startswith(pre)}
     return Recording(meta, protocols)
 
-
-def finite_log10(err: np.ndarray, floor: float = 1e-16) -> np.ndarray:
-    """``log10`` of errors, with zeros at ``floor`` and non-finite values kept NaN-free at the
-    largest finite value (a diverged node shows as the worst)."""
-    e = np.asarray(err, dtype=np.float64)
-    good = np.isfinite(e)
-    top = float(e[good].max()) if good.any() else 1.0
-    e = np.where(good, e, top)
-    return np.log10(np.maximum(e, floor))

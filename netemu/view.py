@@ -26,11 +26,16 @@ from pathlib import Path
 import numpy as np
 
 from netemu.errors import NetemuError
-from netemu.recording import Recording, finite_log10
+from netemu.recording import Recording
 
 VIEW_LINKS = 500  # links drawn per frame, kind and panel
 FRAME_MS = 80  # milliseconds per frame when playing
 OK_COLOUR, LOST_COLOUR = "rgba(70, 110, 190, 0.22)", "rgba(220, 30, 30, 0.7)"
+# a node's state (``recording.NODE_STATES``) as its marker: plotly's symbol numbers (0 circle,
+# 100 circle-open, 4 x, 1 square), matplotlib's markers, and the legend's words
+SYMBOLS = {"idle": 100, "training": 0, "offline": 4, "server": 1}
+MPL_MARKERS = {"idle": "open", "training": "o", "offline": "x", "server": "s"}
+LEGEND = {"idle": "○ idle", "training": "● training", "offline": "× offline", "server": "■ server"}
 
 
 def choose(rec: Recording, protocols: tuple) -> list[str]:
@@ -61,6 +66,28 @@ def typed(a) -> dict:
     return {"dtype": "f4", "bdata": base64.b64encode(np.ascontiguousarray(a, dtype="<f4").tobytes()).decode()}
 
 
+def finite_log10(err: np.ndarray, floor: float = 1e-16) -> np.ndarray:
+    """``log10`` of errors, with zeros at ``floor`` and non-finite values kept NaN-free at the
+    largest finite value (a diverged node shows as the worst)."""
+    e = np.asarray(err, dtype=np.float64)
+    good = np.isfinite(e)
+    top = float(e[good].max()) if good.any() else 1.0
+    e = np.where(good, e, top)
+    return np.log10(np.maximum(e, floor))
+
+
+def states(rec: Recording, label: str) -> tuple[np.ndarray | None, list[str]]:
+    """A protocol's recorded node states ``[F, n]`` (codes into the names) and the names; None
+    where it records none."""
+    a, names = rec.protocols[label], info(rec, label)["states"]
+    return (a["state"], names) if names and "state" in a else (None, [])
+
+
+def symbols(codes: np.ndarray, names: list[str]) -> list[int]:
+    """The plotly marker symbols of one frame's state codes."""
+    return np.asarray([SYMBOLS[nm] for nm in names], dtype=np.int64)[codes].tolist()
+
+
 def thin_links(links: np.ndarray, limit: int) -> np.ndarray:
     """At most ``limit`` of ``links``: every k-th one (k = ceil(L / limit))."""
     return links if len(links) <= limit else links[::-(-len(links) // limit)]
@@ -81,7 +108,7 @@ def info(rec: Recording, label: str) -> dict:
     meta = rec.meta
     p = next((q for q in meta["protocols"] if q["label"] == label), {})
     return {"clock": p.get("clock", "round"), "layout": p.get("layout", meta["layout"]),
-            "error": p.get("error", meta["error"]), "server": p.get("server")}
+            "error": p.get("error", meta["error"]), "server": p.get("server"), "states": p.get("states")}
 
 
 def timeline(rec: Recording, labels: list[str]) -> tuple[str, str]:
@@ -102,6 +129,9 @@ def subtitle(rec: Recording, labels: list[str], links: int) -> str:
     layouts = [i["layout"] for i in infos if i["server"] is not None and i["layout"] != "positions"]
     if layouts:
         parts.append("layout: " + layouts[0] + "; links are its downloads and uploads")
+    names = list(dict.fromkeys(nm for i in infos for nm in (i["states"] or [])))
+    if names:
+        parts.append("node marker: " + ", ".join(LEGEND.get(nm, nm) for nm in names))
     return "<br>".join(parts)
 
 
@@ -164,6 +194,9 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
         okx, oky = segments(pos, ok)
         lox, loy = segments(pos, lost)
         node = dict(marker=dict(color=typed(finite_log10(a["err"][g]))))
+        st, names = states(rec, labels[p])
+        if st is not None:
+            node["marker"]["symbol"] = symbols(st[g], names)
         if not still[p] or f == 0:
             node.update(x=typed(pos[:, 0]), y=typed(pos[:, 1]))
         return [dict(x=typed(okx), y=typed(oky)), dict(x=typed(lox), y=typed(loy)), node]
@@ -186,6 +219,7 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
         fig.add_trace(go.Scatter(
             x=first[2]["x"], y=first[2]["y"], mode="markers", name=f"nodes ({lb})", showlegend=False,
             marker=dict(color=first[2]["marker"]["color"], coloraxis="coloraxis", size=size,
+                        symbol=first[2]["marker"].get("symbol", "circle"),
                         line=dict(width=0.5 if n <= 200 else 0, color="white")),
             customdata=np.stack([np.arange(n), range_text, role], axis=1),
             hovertemplate=(f"<b>{lb}</b> %{{customdata[2]}} node %{{customdata[0]}}<br>log10 {scale} "

@@ -2,7 +2,8 @@
 matplotlib and written by its Pillow writer: the chosen protocols side by side, nodes coloured by
 ``log10`` of their error on one scale, links that delivered faint and lost red, the error curve
 beneath with a cursor at the frame's round (event protocols: its simulated time), a server (FL)
-at the centre when the network has no positions."""
+at the centre when the network has no positions, and a node's state (FL: training, idle, offline,
+server) as its marker, as on the page."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from netemu.recording import Recording, finite_log10
-from netemu.view import _write, colour_range, frame_index, info, thin_links, timeline
+from netemu.recording import Recording
+from netemu.view import MPL_MARKERS, _write, colour_range, finite_log10, frame_index, info, states, thin_links, timeline
 
 GIF_LINKS = 300  # links drawn per frame, kind and panel
 GIF_DPI = 80
@@ -54,10 +55,18 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
         hub = info(rec, lb)["server"]
         if hub is not None:
             sizes[hub] = 4 * size
-        dots = ax.scatter(np.zeros(meta["nodes"]), np.zeros(meta["nodes"]), c=np.zeros(meta["nodes"]),
-                          s=sizes, cmap="viridis", vmin=cmin, vmax=cmax, zorder=3, linewidths=0)
-        panels.append((ok, lost, dots))
-    fig.colorbar(panels[0][2], ax=[fig.axes[p] for p in range(P)], fraction=0.03, pad=0.02,
+        st, names = states(rec, lb)
+        dots = {}  # one scatter per state (markers cannot vary within one): state code -> it
+        for c, nm in (enumerate(names) if st is not None else [(None, "training")]):
+            mk = MPL_MARKERS.get(nm, "o")
+            zero = np.zeros(meta["nodes"])  # placeholders until draw(f): the colour map needs data
+            dots[c] = ax.scatter(zero, zero, c=zero, s=sizes, marker="o" if mk == "open" else mk, cmap="viridis",
+                                 vmin=cmin, vmax=cmax, zorder=3, linewidths=0 if mk in ("o", "s") else 1.2)
+            if mk == "open":  # an open circle: the edge takes the colour
+                dots[c].set_facecolor("none")
+                dots[c].set_edgecolor(None)
+        panels.append((ok, lost, dots, sizes, st))
+    fig.colorbar(next(iter(panels[0][2].values())), ax=[fig.axes[p] for p in range(P)], fraction=0.03, pad=0.02,
                  label="log10 loss" if all(info(rec, lb)["error"].startswith("loss") for lb in labels)
                  else "log10 error")
     curve = fig.add_subplot(grid[1, :])
@@ -80,12 +89,16 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
             a = rec.protocols[lb]
             g = int(idx[p][f])
             pos = a["pos"][g]
-            ok, lost, dots = panels[p]
+            ok, lost, dots, sizes, st = panels[p]
             for coll, kind in ((ok, "ok"), (lost, "lost")):
                 li = thin_links(rec.links(lb, kind, g), links)
                 coll.set_segments(np.stack([pos[li[:, 1]], pos[li[:, 0]]], axis=1))
-            dots.set_offsets(pos)
-            dots.set_array(finite_log10(a["err"][g]))
+            logs = finite_log10(a["err"][g])
+            for c, sc in dots.items():
+                m = slice(None) if c is None else st[g] == c
+                sc.set_offsets(pos[m])
+                sc.set_array(logs[m])
+                sc.set_sizes(sizes[m])
             ks.append(a[key][g])
         cursor.set_xdata([max(ks)] * 2)
         now = f"round {int(max(ks))}" if key == "k" else f"t = {float(max(ks)):.6g} s"

@@ -233,6 +233,89 @@ def test_fl_recording_leaves_metrics_unchanged_and_the_page_says_time(tmp_path):
     assert np.array_equal(np.asarray(offsets[0]), [0.0, 0.0])
 
 
+def _fl_offline(**run):
+    """The FL scenario with clients going offline (``[compute.availability]``)."""
+    sc = _fl(**run)
+    sc.compute["availability"] = {"kind": "periods", "on": 1.0, "off": 0.5}
+    return sc
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_fl_states_at_the_last_frame_equal_the_servers_status(index):
+    """node_states: 0 idle, 1 training (busy), 2 offline, 3 server, recorded as uint8 per frame;
+    at the last frame they are the server's status and the availability at the run's end, and
+    their counts are the run's last clients_* metrics."""
+    sc = _fl_offline()
+    rec, rt, _, _ = _recorded_run(sc, index, every=4)
+    proto = rt.proto
+    tr = rec.tracks[sc.protocols[index]["label"]]
+    assert rec.meta()["protocols"][0]["states"] == ["idle", "training", "offline", "server"]
+    last = tr.state[-1]
+    assert last.dtype == np.uint8 and last.shape == (21,) and len(tr.state) == len(tr.k)
+    on = np.ones(21, dtype=bool)  # the server's view of availability (at its clock, as its metrics)
+    on[proto.clients] = proto.online()
+    assert not on.all()
+    assert last[0] == 3
+    for c in range(1, 21):
+        want = 2 if not on[c] else (1 if proto.status[c] == 1 else 0)
+        assert last[c] == want, (c, proto.status[c], on[c])
+    m = rt.res.rows[-1][2]
+    assert [np.count_nonzero(last[1:] == s) for s in (0, 1, 2)] == \
+        [m["clients_idle"], m["clients_training"], m["clients_offline"]]
+    seen = set(np.concatenate(tr.state).tolist())
+    assert {1, 2, 3} <= seen and (0 in seen or index == 0)  # fedasync restarts a client at once
+
+
+def test_fl_wait_for_all_fedavg_shows_whom_the_round_waits_on():
+    """Wait-for-all FedAvg with stragglers: at some frame some clients train (the round waits on
+    them) while others already sent their update and are idle."""
+    sc = _fl()
+    rec, rt, _, _ = _recorded_run(sc, 1, every=1)
+    assert sc.protocols[1]["name"] == "fedavg" and sc.protocols[1].get("deadline") is None
+    tr = rec.tracks[sc.protocols[1]["label"]]
+    mixed = [f for f, s in enumerate(tr.state) if (s[1:] == 1).any() and (s[1:] == 0).any()]
+    assert mixed, [np.bincount(s, minlength=4).tolist() for s in tr.state]
+
+
+def test_fl_page_and_gif_markers_follow_the_states(tmp_path):
+    """The page's marker symbol of every node in every frame is its recorded state's (filled circle
+    training, open circle idle, x offline, square server), with the legend in the subtitle; the
+    GIF/PNG drawing puts each state's nodes in that state's scatter; metrics.csv is the same with
+    recording on and off."""
+    from netemu.runner import run_scenario
+    from netemu.view import figure
+    from netemu.view_gif import drawing
+
+    sc = _fl_offline()
+    run_scenario(sc, tmp_path / "on", progress=False)
+    off = _fl_offline()
+    off.output["record"] = False
+    run_scenario(off, tmp_path / "off", progress=False)
+    assert (tmp_path / "on" / "metrics.csv").read_bytes() == (tmp_path / "off" / "metrics.csv").read_bytes()
+    rec = load(tmp_path / "on")
+    fig = figure(rec, rec.labels)
+    symbol = {0: 100, 1: 0, 2: 4, 3: 1}  # plotly: circle-open, circle, x, square
+    for p, lb in enumerate(rec.labels):
+        st = rec.protocols[lb]["state"]
+        assert st.dtype == np.uint8 and st.shape == rec.protocols[lb]["err"].shape
+        assert fig["data"][3 * p + 2]["marker"]["symbol"] == [symbol[c] for c in st[0].tolist()]
+        for f, frame in enumerate(fig["frames"]):
+            g = min(f, len(st) - 1)
+            assert frame["data"][3 * p + 2]["marker"]["symbol"] == [symbol[c] for c in st[g].tolist()]
+    notes = " ".join(x["text"] for x in fig["layout"]["annotations"])
+    assert "node marker: ○ idle, ● training, × offline, ■ server" in notes
+    plt_fig, draw, total = drawing(rec, rec.labels)
+    for f in (0, total // 2, total - 1):
+        draw(f)
+        for p, lb in enumerate(rec.labels):
+            st = rec.protocols[lb]["state"][min(f, len(rec.protocols[lb]["state"]) - 1)]
+            pos = rec.protocols[lb]["pos"][0]
+            colls = plt_fig.axes[p].collections[2:]  # after the delivered and lost links
+            assert len(colls) == 4
+            for code, coll in enumerate(colls):
+                assert np.array_equal(np.asarray(coll.get_offsets()).reshape(-1, 2), pos[st == code])
+
+
 def typed(v):
     """An array of a plotly figure dict: plotly's typed-array form decoded, or the list as it is."""
     import base64

@@ -430,6 +430,16 @@ class FLServer(EventProtocol):
                              "mean_seconds": sec / k if k else 0.0}
         return m
 
+    def node_states(self) -> np.ndarray:
+        """Each node's state now, ``[n]`` int8 (read by ``netemu.recording``; changes nothing the run
+        uses), as the ``clients_*`` metrics count them: 0 idle (online, not busy; fedfix's clients
+        that sent their update count here), 1 training (busy: its model or update on the way, or it
+        trains), 2 offline (``[compute.availability]``), 3 the server."""
+        out = np.where(self.status == BUSY, 1, 0).astype(np.int8)
+        out[self.clients[~self.online()]] = 2
+        out[self.server] = 3
+        return out
+
     def node_models(self) -> np.ndarray:
         """Each node's own model now, ``[n, P]`` (read by ``netemu.recording``; changes nothing the
         run uses): the server's is the global model; a client's the one it trains from, else the one
