@@ -100,8 +100,13 @@ def broadcast_round(rt, med, rd, fields: dict, nbytes: int, active: np.ndarray, 
     keep ^= lost  # ok & clean & ~lost
     n_col, n_lost, n_late = (int(np.count_nonzero(x)) for x in (collided, lost, late))
     n_keep = int(np.count_nonzero(keep))
-    hit = np.bincount(send[collided], minlength=n)[sent] > 0
-    med.stats.add(transmissions=len(sent), clean_transmissions=int(np.count_nonzero(~hit)),
+    hit = np.zeros(n, dtype=bool)  # senders with a collided reception
+    rows = geo.sender_rows
+    if rows is not None:  # the edges grouped by sender: one pass
+        hit[rows[0]] = np.logical_or.reduceat(collided, rows[1])
+    else:
+        hit[send[collided]] = True
+    med.stats.add(transmissions=len(sent), clean_transmissions=len(sent) - int(np.count_nonzero(hit[sent])),
                   busy_drops=int(busy.sum()) if busy is not None else 0, receptions=int(np.count_nonzero(on_air)),
                   collisions=n_col, late=n_late, airtime=len(sent) * A, access_delay=float((s - t0).sum()),
                   busy_time=float(busy_time.sum()))

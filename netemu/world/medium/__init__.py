@@ -105,6 +105,7 @@ class Geometry:
         self._pos = None if pos is None or self._cs_range is None else pos.copy()  # the positions of now
         self._edges = (recv, send)
         self._by_receiver: ByReceiver | None = None
+        self._sender_rows: tuple | bool | None = None
         self.cs_padded: list = []  # the carrier-sense rows padded (access.padded_rows), once asked for
 
     @property
@@ -126,6 +127,17 @@ class Geometry:
             ck = _unique(np.concatenate([c_recv * n + c_send, self_idx * n + self_idx]))
             self._cs = (np.searchsorted(ck // n, np.arange(n + 1)), ck % n)
         return self._cs
+
+    @property
+    def sender_rows(self) -> tuple | None:
+        """``(senders, starts)``: the reception edges' senders and where each one's edges start,
+        when the edges are grouped by sender in sender order (else None); once per graph."""
+        if self._sender_rows is None:
+            send = self._edges[1]
+            grouped = bool(len(send)) and bool(np.all(send[1:] >= send[:-1]))
+            starts = np.flatnonzero(np.concatenate([[True], send[1:] != send[:-1]])) if grouped else None
+            self._sender_rows = (send[starts], starts) if grouped else False
+        return self._sender_rows or None
 
     @property
     def by_receiver(self) -> ByReceiver:

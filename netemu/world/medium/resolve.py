@@ -204,7 +204,7 @@ class ByReceiver:
         rowstart = indptr[self.row]
         col = np.arange(len(perm), dtype=np.int64) - rowstart
         self.cb = max(int(np.diff(indptr).max(initial=1)) - 1, 1).bit_length()  # columns of the receiver rows
-        self.rb = n.bit_length()  # ranks 0..n (n: no frame)
+        self.rb = n.bit_length()  # ranks 0..n (0: no frame)
         bits = max(n - 1, 1).bit_length() + self.rb + self.cb
         self.ok = bits <= 62
         self.dtype = np.int32 if bits <= 31 else np.int64  # half the bytes to sort and decode
@@ -224,8 +224,8 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     node as ``resolve`` gives them (the same bits: the same sums in the same order)."""
     m = len(snd)
     order = np.argsort(s, kind="stable")
-    rank = np.full(n, n, dtype=by.dtype)
-    rank[snd[order]] = np.arange(m, dtype=by.dtype)
+    rank = np.zeros(n, dtype=by.dtype)  # 0: no frame, first in its row; the frames 1..m by start
+    rank[snd[order]] = np.arange(1, m + 1, dtype=by.dtype)
     key = rank[by.snd]
     key <<= by.cb
     key |= by.base
@@ -233,11 +233,18 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     col = key & ((1 << by.cb) - 1)
     key >>= by.cb
     key &= (1 << by.rb) - 1  # the rank of each entry's frame, rows in start order
-    S = np.full(n + 1, np.inf)  # entries without a frame: last in their row, neutral
-    S[:m] = s[order]
-    E = np.full(n + 1, -np.inf)
-    E[:m] = e[order]
-    ss, ee = S[key], E[key]
+    S = np.empty(m + 1)
+    S[0] = -np.inf  # entries without a frame: first in their row, ending at -inf, neutral
+    S[1:] = s[order]
+    ss = S[key]
+    A = float(e[0] - s[0]) if m else 0.0
+    if np.array_equal(s + A, e):  # one airtime, and every end is its start plus it in floats
+        ee = ss + A  # the same bits as e's (-inf + A = -inf)
+    else:
+        E = np.empty(m + 1)
+        E[0] = -np.inf
+        E[1:] = e[order]
+        ee = E[key]
     prev_e = np.empty(len(ee))
     prev_e[1:] = ee[:-1]
     prev_e[by.first] = -np.inf
@@ -248,9 +255,11 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     col += by.rowstart
     clean[col] = (prev_e <= ss) & (next_s >= ee)
     lo = np.maximum(ss, prev_e)
-    np.maximum(lo, floor[by.row], out=lo)
-    np.subtract(ee, lo, out=lo)
-    np.maximum(lo, 0.0, out=lo)  # 0 for entries without a frame (-inf - inf)
+    if m and floor.max() > s.min():  # else no frame starts before the floor: max(lo, floor) is lo,
+        np.maximum(lo, floor[by.row], out=lo)  # or 0 below for entries without a frame either way
+    with np.errstate(invalid="ignore"):
+        np.subtract(ee, lo, out=lo)
+    np.fmax(lo, 0.0, out=lo)  # 0 for entries without a frame (-inf - -inf is nan, -inf - x is -inf)
     busy = np.bincount(by.row, weights=lo, minlength=n)
     reach = np.maximum.reduceat(ee, by.first)
     return clean[by.edge_entry], busy, reach
