@@ -220,7 +220,9 @@ def figure(rec: Recording, labels: list[str], links: int = VIEW_LINKS):
             x=first[2]["x"], y=first[2]["y"], mode="markers", name=f"nodes ({lb})", showlegend=False,
             marker=dict(color=first[2]["marker"]["color"], coloraxis="coloraxis", size=size,
                         symbol=first[2]["marker"].get("symbol", "circle"),
-                        line=dict(width=0.5 if n <= 200 else 0, color="white")),
+                        # open circles (idle clients) are drawn by this line alone: wider
+                        line=dict(width=1.2 if states(rec, lb)[0] is not None else 0.5 if n <= 200 else 0,
+                                  color="white")),
             customdata=np.stack([np.arange(n), range_text, role], axis=1),
             hovertemplate=(f"<b>{lb}</b> %{{customdata[2]}} node %{{customdata[0]}}<br>log10 {scale} "
                            "%{marker.color:.3f}<br>radio range %{customdata[1]}<extra></extra>")),

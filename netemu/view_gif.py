@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from netemu.recording import Recording
-from netemu.view import MPL_MARKERS, _write, colour_range, finite_log10, frame_index, info, states, thin_links, timeline
+from netemu.view import LEGEND, MPL_MARKERS, _write, colour_range, finite_log10, frame_index, info, states, thin_links, timeline
 
 GIF_LINKS = 300  # links drawn per frame, kind and panel
 GIF_DPI = 80
@@ -82,6 +82,9 @@ def drawing(rec: Recording, labels: list[str], links: int = GIF_LINKS, step: int
     curve.legend(fontsize=8, loc="upper right")
     cursor = curve.axvline(0, color="black", lw=1, ls=":")
     title = fig.suptitle("", fontsize=10)
+    names = list(dict.fromkeys(nm for lb in labels for nm in states(rec, lb)[1]))
+    if names:  # what the markers mean, as in the page's subtitle
+        fig.text(0.5, 0.935, "   ".join(LEGEND.get(nm, nm) for nm in names), ha="center", fontsize=8)
 
     def draw(f: int):
         ks = []

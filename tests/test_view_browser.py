@@ -212,3 +212,48 @@ def test_page_in_chromium(browser, page):
     assert background < 0.97, f"the screenshot is {background:.1%} one colour"
     assert len(colours) > 100, f"the screenshot has only {len(colours)} colours"
     assert browser.errors() == []
+
+
+FL_RUN = {"seed": 3, "name": "fl",
+          "network": {"nodes": 21, "topology": "random", "p": 0.0,
+                      "uplink": {"server": 0, "latency": 0.01, "bandwidth": 1e5, "loss": 0.05}},
+          "run": {"rounds": 24, "period": 0.25}, "task": {"kind": "logistic", "samples": 50, "features": 10},
+          "output": {"plot": False},
+          "compute": {"step_time": {"dist": "lognormal", "median": 0.02, "sigma": 0.5},
+                      "stragglers": {"fraction": 0.1, "slowdown": 10, "persistent": True},
+                      "availability": {"kind": "periods", "on": 1.0, "off": 0.5}},
+          "protocols": [{"name": "fedasync", "lr": 0.05}, {"name": "fedavg", "lr": 0.05}]}
+
+# a drawn point's state, from its SVG path: a square (H) is the server, an arc (A) a circle, open
+# (fill none: idle) or filled (training), anything else the x of an offline client
+CLASSIFY = ("[...document.getElementById('netemu-view').querySelectorAll('.scatterlayer path.point')]"
+            ".map(e => { const d = e.getAttribute('d'); if (d.includes('H')) return 3;"
+            " if (d.includes('A')) return e.style.fill === 'none' ? 0 : 1; return 2; })")
+
+
+def test_fl_page_markers_in_chromium(browser, tmp_path):
+    """An FL page (wait-for-all FedAvg beside FedAsync, clients going offline): at several frames
+    every drawn node's marker shape is its recorded state."""
+    from netemu.runner import run_scenario
+    from netemu.scenario.load import from_dict
+    from netemu.view import write_html
+
+    out = tmp_path / "fl"
+    run_scenario(from_dict(FL_RUN), out, progress=False)
+    rec = load(out)
+    html = tmp_path / "fl.html"
+    write_html(rec, rec.labels, html)
+    browser.events.clear()
+    browser.call("Page.navigate", session=True, url=html.resolve().as_uri())
+    browser.wait_for(f"{GD} && {GD}._transitionData && {GD}._transitionData._frames.length > 0")
+    total = len(rec.protocols[rec.labels[0]]["k"])
+    seen = set()
+    for f in (0, total // 3, total // 2, total - 1):
+        browser.js(f"Plotly.animate({GD}, ['{f}'], {{mode: 'immediate', frame: {{duration: 0, redraw: false}},"
+                   " transition: {duration: 0}})")
+        want = np.concatenate([rec.protocols[lb]["state"][min(f, len(rec.protocols[lb]["state"]) - 1)]
+                               for lb in rec.labels]).tolist()
+        browser.wait_for(f"JSON.stringify({CLASSIFY}) === '{json.dumps(want, separators=(',', ':'))}'", timeout=10)
+        seen |= set(want)
+    assert seen == {0, 1, 2, 3}
+    assert browser.errors() == []
