@@ -230,13 +230,14 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
     key <<= by.cb
     key |= by.base
     key.sort()
+    key = key.astype(np.intp, copy=False)  # native indices: faster gathers and scatters below
     col = key & ((1 << by.cb) - 1)
     key >>= by.cb
     key &= (1 << by.rb) - 1  # the rank of each entry's frame, rows in start order
     S = np.empty(m + 1)
     S[0] = -np.inf  # entries without a frame: first in their row, ending at -inf, neutral
     S[1:] = s[order]
-    ss = S[key]
+    ss = S.take(key)
     A = float(e[0] - s[0]) if m else 0.0
     if np.array_equal(s + A, e):  # one airtime, and every end is its start plus it in floats
         ee = ss + A  # the same bits as e's (-inf + A = -inf)
@@ -244,17 +245,20 @@ def resolve_round(by: ByReceiver, n: int, snd: np.ndarray, s: np.ndarray, e: np.
         E = np.empty(m + 1)
         E[0] = -np.inf
         E[1:] = e[order]
-        ee = E[key]
-    prev_e = np.empty(len(ee))
-    prev_e[1:] = ee[:-1]
-    prev_e[by.first] = -np.inf
-    next_s = np.empty(len(ss))
-    next_s[:-1] = ss[1:]
-    next_s[by.last] = np.inf
-    clean = np.empty(len(ss), dtype=bool)
+        ee = E.take(key)
+    k = len(ss)
+    # gap[j]: entry j starts no earlier than the previous entry of its row ends (True at a row's
+    # first entry and past the end): clean = no overlap with the previous or the next frame
+    gap = np.empty(k + 1, dtype=bool)
+    np.less_equal(ee[:-1], ss[1:], out=gap[1:k])
+    gap[by.first] = True
+    gap[k] = True
+    clean = np.empty(k, dtype=bool)
     col += by.rowstart
-    clean[col] = (prev_e <= ss) & (next_s >= ee)
-    lo = np.maximum(ss, prev_e)
+    clean[col] = gap[:-1] & gap[1:]
+    lo = np.empty(k)  # max(start, the previous entry's end), the previous at a row's first entry -inf
+    np.maximum(ss[1:], ee[:-1], out=lo[1:])
+    lo[by.first] = ss[by.first]
     if m and floor.max() > s.min():  # else no frame starts before the floor: max(lo, floor) is lo,
         np.maximum(lo, floor[by.row], out=lo)  # or 0 below for entries without a frame either way
     with np.errstate(invalid="ignore"):
