@@ -88,8 +88,22 @@ class Geometry:
         if cfg.interference_range is not None:
             a, b = _within(pos, cfg.interference_range)
             i_recv, i_send = np.concatenate([recv, a]), np.concatenate([send, b])
-        key = _unique(np.concatenate([i_send * n + i_recv, self_idx * n + self_idx]))
-        ps, pr = key // n, key % n
+        ek = send * n + recv
+        at = None  # each edge's place in the sorted keys, when known without a search
+        if i_send is send and len(ek) and bool(np.all(ek[1:] > ek[:-1])) and not np.any(send == recv):
+            # the edges already sorted, distinct, no self pair: merge the self pairs in by counting
+            # (i·n + i < s·n + r exactly for i < s, or i = s < r)
+            at = np.arange(len(ek)) + send + (send < recv)
+            sk = self_idx * n + self_idx
+            at_self = self_idx + np.searchsorted(ek, sk)
+            dt = np.result_type(ek.dtype, sk.dtype)
+            key, ps, pr = (np.empty(len(ek) + n, dtype=dt) for _ in range(3))
+            key[at], key[at_self] = ek, sk
+            ps[at], ps[at_self] = send, self_idx
+            pr[at], pr[at_self] = recv, self_idx
+        else:
+            key = _unique(np.concatenate([i_send * n + i_recv, self_idx * n + self_idx]))
+            ps, pr = key // n, key % n
         indptr = np.searchsorted(ps, np.arange(n + 1))
         power = None
         if cfg.reception == "sinr":
@@ -99,7 +113,7 @@ class Geometry:
             power[ps == pr] = np.inf
         self.pairs = Pairs(indptr, pr, n, power)
         # each reception edge's column in its sender's row of pairs (the rows hold every edge)
-        self.edge_col = np.searchsorted(key, send * n + recv) - indptr[send]
+        self.edge_col = (np.searchsorted(key, ek) if at is None else at) - indptr[send]
         self._cs: tuple | None = None  # (cs_indptr, cs_indices), built when first asked for (CSMA)
         self._cs_range = cfg.carrier_sense_range
         self._pos = None if pos is None or self._cs_range is None else pos.copy()  # the positions of now
