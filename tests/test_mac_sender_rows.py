@@ -38,3 +38,21 @@ def test_sender_rows_match_the_per_sender_count():
             want = np.bincount(send[collided], minlength=n) > 0
             assert np.array_equal(_hit(geo, n, send, collided), want)
     assert want.any() and not want.all()  # neither answer is trivial
+
+
+def test_geometry_of_sorted_edges_equals_the_sorted_keys():
+    """Sorted distinct edges without self pairs take the merge by counting; the same edges in
+    another order take the sort of the keys: the same pairs, and each edge's same column."""
+    rng = np.random.default_rng(5)
+    for n in (2, 7, 60, 300):
+        recv, send = _edges(rng, n)
+        p = rng.permutation(len(recv))
+        for model in ("aloha", "csma"):
+            a = Geometry(MacConfig(model=model), n, recv, send, None, 1.0)
+            b = Geometry(MacConfig(model=model), n, recv[p], send[p], None, 1.0)
+            assert a.pairs.indptr.tobytes() == b.pairs.indptr.tobytes()
+            assert a.pairs.indices.dtype == b.pairs.indices.dtype
+            assert a.pairs.indices.tobytes() == b.pairs.indices.tobytes()
+            assert np.array_equal(a.edge_col[p], b.edge_col)
+            assert np.array_equal(a.pairs.indices[a.pairs.indptr[send] + a.edge_col], recv)  # each edge's column
+            assert np.array_equal(a.cs_indptr, b.cs_indptr) and np.array_equal(a.cs_indices, b.cs_indices)
