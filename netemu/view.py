@@ -143,12 +143,15 @@ def frame_index(rec: Recording, labels: list[str]) -> list[np.ndarray]:
 
 def log_ticks(lo: float, hi: float) -> dict:
     """Tick settings of a log axis from ``lo`` to ``hi``: one labelled tick per decade, or 1, 2, 5
-    per decade when the range spans fewer than three (plotly would label every digit)."""
+    per decade when the range spans fewer than three (plotly would label every digit); plotly's own
+    ticks when that leaves fewer than two."""
     if not (0 < lo <= hi < np.inf):
         return {}
     e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
     steps = (1.0,) if e1 - e0 >= 3 else (1.0, 2.0, 5.0)
     vals = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in steps if lo / 1.5 <= m * 10.0 ** e <= hi * 1.5]
+    if len(vals) < 2:  # a range within one step: plotly's own ticks
+        return {}
     return dict(tickmode="array", tickvals=vals, ticktext=[f"{v:.3g}" for v in vals])
 
 

@@ -528,3 +528,9 @@ def test_log_ticks_label_decades_or_1_2_5_and_cover_the_range():
     assert narrow["tickvals"] == [0.2, 0.5, 1.0, 2.0]
     assert narrow["ticktext"] == ["0.2", "0.5", "1", "2"]
     assert log_ticks(0.0, 1.0) == {}
+
+
+def test_log_ticks_leave_a_range_within_one_step_to_plotly():
+    from netemu.view import log_ticks
+
+    assert log_ticks(0.45, 0.7) == {}
