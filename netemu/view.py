@@ -150,7 +150,7 @@ def log_ticks(lo: float, hi: float) -> dict:
     e0, e1 = int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi)))
     steps = (1.0,) if e1 - e0 >= 3 else (1.0, 2.0, 5.0)
     vals = [m * 10.0 ** e for e in range(e0, e1 + 1) for m in steps if lo / 1.5 <= m * 10.0 ** e <= hi * 1.5]
-    if len(vals) < 2:  # a range within one step: plotly's own ticks
+    if sum(lo <= v <= hi for v in vals) < 2:  # a range within one step: plotly's own ticks
         return {}
     return dict(tickmode="array", tickvals=vals, ticktext=[f"{v:.3g}" for v in vals])
 
