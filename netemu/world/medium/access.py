@@ -155,12 +155,7 @@ def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: flo
         changed = [sent]
         dn = P[wait]
         if len(dn):
-            tries[dn] += 1
-            if attempts > 0:
-                gone = dn[tries[dn] >= attempts]
-                busy[gone] = True
-                pend[gone] = False
-                dn = dn[tries[dn] < attempts]
+            dn, _ = _sensed_busy(dn, tries, attempts, busy, pend)
             b = backoff(seed, TAG_ROUND, dn, k, tries[dn], cw)
             t[dn] = _cover_of(cover, P, wait, dn) + b * slot
             pend[dn] &= t[dn] < t_end
@@ -173,6 +168,19 @@ def csma_round(ready: np.ndarray, nodes: np.ndarray, air: np.ndarray, t_end: flo
         near, _ = gather(out_indptr, moved)
         dirty[out_indices[near]] = True
     return start, busy, sweeps
+
+
+def _sensed_busy(dn, tries, attempts, busy, pend):
+    """Nodes ``dn`` sensed the medium busy once more: those that reach ``attempts`` (> 0) give up
+    (``busy``, no longer pending); returns ``(the others, those that gave up)``."""
+    tries[dn] += 1
+    if attempts <= 0:
+        return dn, dn[:0]
+    out = tries[dn] >= attempts
+    gone = dn[out]
+    busy[gone] = True
+    pend[gone] = False
+    return dn[~out], gone
 
 
 def _cover_of(cover: np.ndarray, P: np.ndarray, wait: np.ndarray, dn: np.ndarray) -> np.ndarray:
@@ -246,13 +254,8 @@ def _csma_pushed(ready, nodes, air: float, t_end, nb, slot, cw, attempts, seed, 
         lb_all[sent] = np.inf
         dn = P[wait]
         if len(dn):
-            tries[dn] += 1
-            if attempts > 0:
-                gone = dn[tries[dn] >= attempts]
-                busy[gone] = True
-                pend[gone] = False
-                lb_all[gone] = np.inf
-                dn = dn[tries[dn] < attempts]
+            dn, gone = _sensed_busy(dn, tries, attempts, busy, pend)
+            lb_all[gone] = np.inf
             b = backoff(seed, TAG_ROUND, dn, k, tries[dn], cw)
             t2 = cover[wait][np.searchsorted(P[wait], dn)] + b * slot
             t[dn] = t2
